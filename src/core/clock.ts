@@ -1,0 +1,75 @@
+/**
+ * Time. This is the only module that touches real time (`performance.now`, `Date`, `setTimeout`);
+ * everything else schedules through a `Clock`, so tests can run it on `VirtualClock`.
+ *
+ * `now()` is monotonic milliseconds and is what every safety decision uses; `date()` is wall time and
+ * is only written into records for humans and foreign readers (Kubernetes `renewTime`), never trusted.
+ */
+
+export interface Timer {
+  /** Idempotent. */
+  cancel(): void;
+}
+
+export interface TimerOptions {
+  /** Real clock only: do not keep the process alive for this timer. Default false. */
+  unref?: boolean;
+}
+
+export interface Clock {
+  /** Monotonic milliseconds. Never goes backwards. */
+  now(): number;
+  /** Wall-clock time; may jump. For display and for records foreign readers expect, never for deadlines. */
+  date(): Date;
+  /** Runs `fn` once, `ms` from now (clamped at 0). */
+  setTimer(fn: () => void, ms: number, options?: TimerOptions): Timer;
+  /** Resolves after `ms`; rejects with `signal.reason` if the signal aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Sleep built on `setTimer`, shared by every clock implementation. */
+export function sleepOn(clock: Pick<Clock, 'setTimer'>, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      timer.cancel();
+      reject(signal!.reason);
+    };
+    const timer = clock.setTimer(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+class SystemClock implements Clock {
+  now(): number {
+    return performance.now();
+  }
+  date(): Date {
+    return new Date();
+  }
+  setTimer(fn: () => void, ms: number, options?: TimerOptions): Timer {
+    const handle = setTimeout(fn, Math.max(0, ms));
+    if (options?.unref) handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+}
+
+/** The real clock: `performance.now()` for monotonic time. */
+export const systemClock: Clock = Object.freeze(new SystemClock());
+
+/**
+ * Lets every pending promise continuation run (a macrotask boundary). Used by `VirtualClock` between
+ * timers so that async code reacting to one timer runs before the next one fires.
+ */
+export function flushMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
