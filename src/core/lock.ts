@@ -153,6 +153,10 @@ export interface LeaderLock extends EventEmitter {
   readonly backend?: Backend;
   /** The key (or object) this lock guards, for logs and metrics labels. */
   readonly key?: string;
+  /** The clock the lock's Terms run on; the elector uses it too so both agree on deadlines. */
+  readonly clock?: Clock;
+  /** Clock-rate tolerance the lock applies to validUntil (default 0.01). */
+  readonly drift?: number;
 
   /**
    * Atomically create the record for `holder` if nobody live holds it (and no other candidate is the
@@ -172,7 +176,8 @@ export interface LeaderLock extends EventEmitter {
 
   /**
    * Compare-and-delete: removes the record only if it is still this term's (token match), so it never
-   * deletes a successor's. Ends the term ('released', or 'handover' with a successor). Resolves false
+   * deletes a successor's. Works on an already ended term too (the elector ends the term, waits for the
+   * guarded work to stop, then releases). Ends the term ('released', or 'handover' with a successor). Resolves false
    * when the record was no longer ours. Throws `BackendUnavailableError` when it could not be decided;
    * the caller may retry with the same term.
    */
