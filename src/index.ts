@@ -39,3 +39,14 @@ export type { Backend, LeaderLockErrorCode, LeaderLockErrorOptions } from './cor
 export { systemClock } from './core/clock.js';
 export type { Clock, Timer, TimerOptions } from './core/clock.js';
 export { StateFeed } from './core/watch.js';
+export { LeaderElector, explainTimings, defaultTimings } from './elector/index.js';
+export type {
+  ElectorRole,
+  ElectorStatus,
+  LeaderElectorEvents,
+  RenewInfo,
+  LeaderElectorOptions,
+  ResolvedElectorOptions,
+  TimingExplanation,
+  TimingInput,
+} from './elector/index.js';

@@ -1,0 +1,516 @@
+import { EventEmitter } from 'node:events';
+import type { Clock, Timer } from '../core/clock.js';
+import { ConfigError, LockLostError } from '../core/errors.js';
+import type { LeaderLock, LockState, LostReason, Term } from '../core/lock.js';
+import { logger } from '../core/log.js';
+import { explainTimings, resolveElectorOptions, type LeaderElectorOptions, type ResolvedElectorOptions, type TimingExplanation, type TimingInput } from './options.js';
+import { Waker } from './waker.js';
+
+const log = logger('elector');
+
+export type ElectorRole = 'leader' | 'follower' | 'candidate' | 'observer' | 'stopped';
+
+export interface ElectorStatus {
+  identity: string;
+  backend?: string;
+  key?: string;
+  /** follower: a live leader is known and it is not us. */
+  role: ElectorRole;
+  /** The leader as last seen (us while leading). */
+  holder?: string;
+  /** Our term's token while leading, else the observed leader's. */
+  token?: bigint;
+  ttlMs: number;
+  /** Monotonic ms on the elector's clock, only while leading. */
+  validUntil?: number;
+  /** Leading and `term.isValid()`. */
+  isValid: boolean;
+  /** Since the last confirmed renew (or the acquire) of the current term. */
+  lastRenewAgeMs?: number;
+  /** Since the elector loop last completed an iteration. */
+  loopAgeMs: number;
+  /** The loop has not completed an iteration for longer than max(3 × retryPeriodMs, renewDeadlineMs). */
+  loopStalled: boolean;
+  /** Terms this elector has won. */
+  transitions: number;
+  /** Failed renew attempts since construction. */
+  renewFailures: number;
+}
+
+export interface RenewInfo {
+  ok: boolean;
+  durationMs: number;
+  error?: Error;
+}
+
+export interface LeaderElectorEvents {
+  elected: [term: Term];
+  lost: [term: Term, reason: LostReason];
+  leader: [holder: string | undefined];
+  warning: [err: Error];
+  renew: [info: RenewInfo];
+}
+
+type Work = (term: Term) => unknown;
+
+/** Reasons that are the elector's own decision, not a loss `onLoss: 'stop'` reacts to. */
+const VOLUNTARY: ReadonlySet<LostReason> = new Set(['stopped', 'handover', 'released']);
+
+/**
+ * The campaign loop on any `LeaderLock`.
+ *
+ * Order of events, per term: `elected(term)` → (renewals, `renew` events) → `lost(term, reason)`.
+ * `lost` is only ever emitted after `elected` for the same term, once. `leader` is emitted on every
+ * change of the known holder (also in observer mode). There is no `error` event: failures that do not
+ * end a term are `warning`s.
+ *
+ * While leading, the elector renews every `retryPeriodMs`; a failed renew is retried every
+ * `retryPeriodMs / 2` until one succeeds or `renewDeadlineMs` has passed since the send time of the
+ * last confirmed renew, when the term ends with reason 'deadline' — on the local monotonic clock,
+ * even while a renew hangs. The lock ends the term at `validUntil` at the latest ('expired').
+ * While not leading, the elector tries to acquire whenever the watch shows the lock free (or names
+ * it as successor), and at least every `retryPeriodMs`.
+ */
+export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
+  readonly #lock: LeaderLock;
+  readonly #opts: ResolvedElectorOptions;
+  readonly #clock: Clock;
+  readonly #waker = new Waker();
+  readonly #works = new Set<Work>();
+  readonly #running = new Map<Term, Promise<unknown>[]>();
+  #runners: Array<() => void> = [];
+
+  #ac: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  #watchLoop: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+
+  #term: Term | undefined;
+  #termAc: AbortController | undefined;
+  #deadline: Timer | undefined;
+  #lastConfirmedSend = 0;
+  #unreleased: Term | undefined;
+
+  #observed: LockState | undefined;
+  #leader: string | undefined;
+  #campaigning: boolean;
+  #holdBackUntil = -Infinity;
+  #loopAt: number;
+  #transitions = 0;
+  #renewFailures = 0;
+  readonly #forwardWarning = (err: Error): void => void this.emit('warning', err);
+
+  constructor(lock: LeaderLock, options: LeaderElectorOptions) {
+    super();
+    if (!lock || typeof lock.acquire !== 'function') throw new ConfigError('LeaderElector needs a LeaderLock as its first argument', { backend: 'elector' });
+    this.#lock = lock;
+    this.#opts = resolveElectorOptions(lock, options);
+    this.#clock = this.#opts.clock;
+    this.#campaigning = this.#opts.campaign;
+    this.#loopAt = this.#clock.now();
+  }
+
+  /** What the given timings imply (failover, outage survived, margins) and whether they are safe. */
+  static explain(input: TimingInput): TimingExplanation {
+    return explainTimings(input);
+  }
+
+  explain(): TimingExplanation {
+    const o = this.#opts;
+    return explainTimings({ ttlMs: o.ttlMs, renewDeadlineMs: o.renewDeadlineMs, retryPeriodMs: o.retryPeriodMs, drift: o.drift });
+  }
+
+  get identity(): string {
+    return this.#opts.identity;
+  }
+  get options(): ResolvedElectorOptions {
+    return this.#opts;
+  }
+  get isLeader(): boolean {
+    return this.#term?.isValid() ?? false;
+  }
+  /** The current holder as far as this elector knows (us while leading). */
+  get leader(): string | undefined {
+    return this.#leader;
+  }
+  /** Our current term, while leading. */
+  get term(): Term | undefined {
+    return this.#term;
+  }
+  /** A term whose release failed and will be retried by the next `stop()`. */
+  get pendingRelease(): Term | undefined {
+    return this.#unreleased;
+  }
+
+  status(): ElectorStatus {
+    const now = this.#clock.now();
+    const o = this.#opts;
+    const term = this.#term;
+    const live = this.#observed?.leader?.live ? this.#observed.leader : undefined;
+    const loopAgeMs = now - this.#loopAt;
+    const role: ElectorRole = !this.#ac ? 'stopped' : term ? 'leader' : this.#leader ? 'follower' : this.#campaigning ? 'candidate' : 'observer';
+    const status: ElectorStatus = {
+      identity: o.identity,
+      role,
+      ttlMs: o.ttlMs,
+      isValid: term?.isValid() ?? false,
+      loopAgeMs,
+      loopStalled: !!this.#ac && loopAgeMs > Math.max(3 * o.retryPeriodMs, o.renewDeadlineMs),
+      transitions: this.#transitions,
+      renewFailures: this.#renewFailures,
+    };
+    if (this.#lock.backend !== undefined) status.backend = this.#lock.backend;
+    if (this.#lock.key !== undefined) status.key = this.#lock.key;
+    if (this.#leader !== undefined) status.holder = this.#leader;
+    if (term) {
+      status.token = term.token;
+      status.validUntil = term.validUntil;
+      status.lastRenewAgeMs = now - this.#lastConfirmedSend;
+    } else if (live) {
+      status.token = live.token;
+    }
+    return status;
+  }
+
+  /**
+   * Starts campaigning (or observing). Resolves after the first campaign attempt, leader or not.
+   * Idempotent while running.
+   */
+  start(): Promise<void> {
+    if (this.#stopping) return this.#stopping.then(() => this.start());
+    if (this.#starting) return this.#starting;
+    const ac = new AbortController();
+    this.#ac = ac;
+    this.#campaigning = this.#opts.campaign;
+    this.#lock.on('warning', this.#forwardWarning);
+    let firstAttempt!: () => void;
+    this.#starting = new Promise<void>((resolve) => (firstAttempt = resolve));
+    this.#watchLoop = this.#watchForever(ac.signal);
+    this.#loop = this.#campaignForever(ac.signal, firstAttempt);
+    return this.#starting;
+  }
+
+  /**
+   * Runs `fn(term)` once for every term this elector wins (also the current one). `term.signal`
+   * aborts when the term ends; `stop()` waits for `fn` to settle, at most until the term's
+   * `validUntil`. If `fn` throws, the term is released, the error is emitted as `warning`, and the
+   * elector campaigns again after `retryPeriodMs`. If it returns, leadership continues.
+   * Resolves when the elector stops.
+   */
+  runWhileLeader(fn: Work): Promise<void> {
+    this.#works.add(fn);
+    if (this.#term?.isValid()) this.#startWork(fn, this.#term);
+    return new Promise<void>((resolve) => this.#runners.push(resolve)).finally(() => this.#works.delete(fn));
+  }
+
+  /**
+   * Steps down in favour of `successor` (or of anyone, when omitted): ends the term ('handover'),
+   * waits for the guarded work to settle (bounded by the term), then releases naming the successor.
+   * Other leaderlock candidates hold back while the nomination lives (ttl); without a successor this
+   * elector alone holds back for one ttl. Resolves false when not leading.
+   */
+  async handover(successor?: string): Promise<boolean> {
+    const term = this.#term;
+    if (!term || !term.isValid()) return false;
+    if (successor !== undefined && (typeof successor !== 'string' || successor === '' || successor === this.#opts.identity)) {
+      throw new ConfigError(`handover successor must be another candidate's non-empty identity, got ${JSON.stringify(successor)}`, { backend: 'elector' });
+    }
+    this.#holdBackUntil = this.#clock.now() + this.#opts.ttlMs;
+    term.end('handover');
+    await this.#settleWork(term);
+    await this.#release(term, successor);
+    return true;
+  }
+
+  /**
+   * Ends the term (aborting `term.signal`), waits for `runWhileLeader` functions to settle (bounded by
+   * the time left in the term), then releases by compare-and-delete. A release that fails is retried
+   * until the term would have expired; if it still fails, `pendingRelease` keeps the term and the next
+   * `stop()` tries again. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    if (!this.#ac) {
+      const pending = this.#unreleased ? this.#release(this.#unreleased) : Promise.resolve();
+      return pending.then(() => this.#resolveRunners());
+    }
+    this.#stopping = this.#doStop().finally(() => (this.#stopping = undefined));
+    return this.#stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async #doStop(): Promise<void> {
+    const ac = this.#ac!;
+    const term = this.#term;
+    ac.abort();
+    term?.end('stopped');
+    if (term) await this.#settleWork(term);
+    await Promise.all([this.#loop, this.#watchLoop]);
+    const toRelease = term ?? this.#unreleased;
+    if (toRelease) await this.#release(toRelease);
+    this.#lock.off('warning', this.#forwardWarning);
+    this.#ac = undefined;
+    this.#starting = undefined;
+    this.#setLeader(undefined);
+    this.#resolveRunners();
+  }
+
+  #resolveRunners(): void {
+    const runners = this.#runners;
+    this.#runners = [];
+    for (const r of runners) r();
+  }
+
+  async #campaignForever(signal: AbortSignal, firstAttempt: () => void): Promise<void> {
+    const o = this.#opts;
+    let first = true;
+    let delay = o.retryPeriodMs;
+    while (!signal.aborted) {
+      const term = this.#term;
+      try {
+        if (term) delay = await this.#renewOnce(term);
+        else if (this.#campaigning && this.#clock.now() >= this.#holdBackUntil && this.#mayAcquire()) delay = await this.#acquireOnce(signal);
+        else if (first) await this.#refresh();
+      } catch (err) {
+        log('loop iteration failed: %O', err);
+        if (!signal.aborted) this.emit('warning', asError(err));
+      }
+      this.#loopAt = this.#clock.now();
+      if (first) {
+        first = false;
+        firstAttempt();
+      }
+      if (signal.aborted) break;
+      const waitSignal = this.#term ? this.#termAc!.signal : signal;
+      await this.#waker.wait(this.#clock, this.#term ? delay : o.retryPeriodMs, waitSignal);
+      this.#loopAt = this.#clock.now();
+    }
+    if (first) firstAttempt();
+  }
+
+  /** Whether the last observed state lets us try: no live holder, and no nomination of someone else. */
+  #mayAcquire(): boolean {
+    const s = this.#observed;
+    if (!s) return true;
+    if (s.successor !== undefined) return s.successor === this.#opts.identity;
+    return !s.leader?.live;
+  }
+
+  async #refresh(): Promise<void> {
+    this.#observe(await this.#lock.get());
+  }
+
+  /** One campaign attempt. Returns the delay before the next loop iteration. */
+  async #acquireOnce(signal: AbortSignal): Promise<number> {
+    const sendAt = this.#clock.now();
+    const term = await untilAborted(this.#lock.acquire(this.#opts.identity, { signal }), signal, (late) => {
+      // The lock ignored our signal and answered after stop(): a late win must still be given back.
+      if (late) void this.#release(late, undefined, false);
+    });
+    if (!term) return this.#opts.retryPeriodMs;
+    if (signal.aborted || !term.isValid()) {
+      // Won after stop() began, or the answer came too late to use: give it back at once.
+      term.end(signal.aborted ? 'stopped' : 'expired');
+      await this.#release(term);
+      return this.#opts.retryPeriodMs;
+    }
+    this.#becomeLeader(term, sendAt);
+    return this.#opts.retryPeriodMs;
+  }
+
+  #becomeLeader(term: Term, sendAt: number): void {
+    this.#term = term;
+    this.#termAc = new AbortController();
+    this.#lastConfirmedSend = sendAt;
+    this.#transitions++;
+    this.#armDeadline(term);
+    term.signal.addEventListener('abort', () => this.#onTermEnded(term), { once: true });
+    log('%s elected, token %s', this.#opts.identity, term.token);
+    this.#setLeader(this.#opts.identity);
+    this.emit('elected', term);
+    for (const fn of this.#works) if (!term.ended) this.#startWork(fn, term);
+  }
+
+  /** One renew. Returns the delay before the next one: retryPeriod after success, half of it after a failure. */
+  async #renewOnce(term: Term): Promise<number> {
+    const o = this.#opts;
+    const sendAt = this.#clock.now();
+    try {
+      const termSignal = this.#termAc!.signal;
+      await untilAborted(this.#lock.renew(term, { signal: termSignal }), termSignal);
+      const durationMs = this.#clock.now() - sendAt;
+      if (this.#term === term && !term.ended) {
+        this.#lastConfirmedSend = Math.max(this.#lastConfirmedSend, sendAt);
+        this.#armDeadline(term);
+      }
+      this.emit('renew', { ok: true, durationMs });
+      return o.retryPeriodMs;
+    } catch (err) {
+      const error = asError(err);
+      if (term.ended && VOLUNTARY.has(term.endReason!)) return o.retryPeriodMs; // cut short by stop()/handover
+      this.#renewFailures++;
+      this.emit('renew', { ok: false, durationMs: this.#clock.now() - sendAt, error });
+      if (term.ended) return o.retryPeriodMs;
+      if (error instanceof LockLostError) {
+        term.end('taken');
+        return o.retryPeriodMs;
+      }
+      log('renew of term %s failed, retrying until the deadline: %s', term.token, error.message);
+      this.emit('warning', error);
+      return Math.max(1, o.retryPeriodMs / 2);
+    }
+  }
+
+  #armDeadline(term: Term): void {
+    this.#deadline?.cancel();
+    const at = this.#lastConfirmedSend + this.#opts.renewDeadlineMs;
+    this.#deadline = this.#clock.setTimer(() => term.end('deadline'), at - this.#clock.now());
+  }
+
+  #onTermEnded(term: Term): void {
+    if (this.#term !== term) return;
+    const reason = term.endReason ?? 'expired';
+    this.#term = undefined;
+    this.#deadline?.cancel();
+    this.#deadline = undefined;
+    this.#termAc?.abort();
+    this.#termAc = undefined;
+    log('%s lost term %s: %s', this.#opts.identity, term.token, reason);
+    this.emit('lost', term, reason);
+    const live = this.#observed?.leader?.live && this.#observed.leader.token !== term.token ? this.#observed.leader.holder : undefined;
+    this.#setLeader(live);
+    if (!VOLUNTARY.has(reason)) {
+      if (this.#opts.onLoss === 'stop') this.#campaigning = false;
+      // The record may still be ours on the server (deadline passed while unreachable): give it back
+      // if we can, so a successor need not wait for the server to expire it.
+      if (reason !== 'taken' && this.#ac && !this.#ac.signal.aborted) void this.#release(term, undefined, false);
+    }
+    this.#waker.wake();
+  }
+
+  #startWork(fn: Work, term: Term): void {
+    const p = (async () => fn(term))().catch((err: unknown) => {
+      const error = asError(err);
+      log('runWhileLeader fn failed in term %s: %s', term.token, error.message);
+      this.emit('warning', error);
+      if (this.#term === term && !term.ended) {
+        this.#holdBackUntil = this.#clock.now() + this.#opts.retryPeriodMs;
+        term.end('released');
+        void this.#release(term);
+      }
+    });
+    const list = this.#running.get(term) ?? [];
+    list.push(p);
+    this.#running.set(term, list);
+    void p.finally(() => {
+      const l = this.#running.get(term);
+      if (!l) return;
+      l.splice(l.indexOf(p), 1);
+      if (l.length === 0) this.#running.delete(term);
+    });
+  }
+
+  /** Waits for the term's work to settle, at most until the term's validUntil. */
+  async #settleWork(term: Term): Promise<void> {
+    const list = this.#running.get(term);
+    if (!list || list.length === 0) return;
+    const left = term.validUntil - this.#clock.now();
+    let timer: Timer | undefined;
+    const bound = new Promise<void>((resolve) => (timer = this.#clock.setTimer(resolve, Math.max(0, left))));
+    await Promise.race([Promise.allSettled([...list]), bound]);
+    timer?.cancel();
+  }
+
+  /** Compare-and-delete, retried while the term could still be live; remembers failure for the next stop(). */
+  async #release(term: Term, successor?: string, retry = true): Promise<void> {
+    this.#unreleased = term;
+    const until = term.validUntil;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const released = await this.#lock.release(term, successor !== undefined ? { successor } : {});
+        log('release of term %s: %s', term.token, released ? 'released' : 'no longer ours');
+        if (this.#unreleased === term) this.#unreleased = undefined;
+        return;
+      } catch (err) {
+        const left = until - this.#clock.now();
+        if (!retry || left <= 0 || attempt >= 50) {
+          this.emit('warning', asError(err));
+          if (left <= 0 && this.#unreleased === term) this.#unreleased = undefined; // expired on the server by now
+          return;
+        }
+        await this.#clock.sleep(Math.min(left, Math.max(1, this.#opts.retryPeriodMs / 4)));
+      }
+    }
+  }
+
+  async #watchForever(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        for await (const state of this.#lock.watch({ signal })) this.#observe(state);
+      } catch (err) {
+        if (signal.aborted) break;
+        log('watch failed: %O', err);
+        this.emit('warning', asError(err));
+      }
+      if (signal.aborted) break;
+      await this.#clock.sleep(this.#opts.retryPeriodMs, signal).catch(() => undefined);
+    }
+  }
+
+  #observe(state: LockState): void {
+    this.#observed = state;
+    const term = this.#term;
+    const live = state.leader?.live ? state.leader : undefined;
+    if (term) {
+      // Someone else's record while we lead: check with a renew now rather than at the next period.
+      if (!live || live.token !== term.token) this.#waker.wake();
+      return;
+    }
+    this.#setLeader(live?.holder);
+    if (this.#campaigning && this.#mayAcquire()) this.#waker.wake();
+  }
+
+  #setLeader(holder: string | undefined): void {
+    if (holder === this.#leader) return;
+    this.#leader = holder;
+    this.emit('leader', holder);
+  }
+}
+
+/**
+ * Resolves or rejects like `p`, or rejects with the abort reason as soon as `signal` aborts — so a
+ * lock that ignores its signal cannot wedge the loop. `onLate` receives a value that arrives after.
+ */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal, onLate?: (value: T) => void): Promise<T> {
+  if (signal.aborted) {
+    p.then((v) => onLate?.(v), () => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        if (aborted) onLate?.(v);
+        else resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
