@@ -216,7 +216,9 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     if (successor !== undefined && (typeof successor !== 'string' || successor === '' || successor === this.#opts.identity)) {
       throw new ConfigError(`handover successor must be another candidate's non-empty identity, got ${JSON.stringify(successor)}`, { backend: 'elector' });
     }
-    this.#holdBackUntil = this.#clock.now() + this.#opts.ttlMs;
+    // With a successor the nomination holds every other candidate back, us included; without one we
+    // hold back alone for one ttl, or we would simply win again.
+    if (successor === undefined) this.#holdBackUntil = this.#clock.now() + this.#opts.ttlMs;
     term.end('handover');
     await this.#settleWork(term);
     await this.#release(term, successor);
@@ -273,7 +275,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       const term = this.#term;
       try {
         if (term) delay = await this.#renewOnce(term);
-        else if (this.#campaigning && this.#clock.now() >= this.#holdBackUntil && this.#mayAcquire()) delay = await this.#acquireOnce(signal);
+        else if (this.#shouldCampaign()) delay = await this.#acquireOnce(signal);
         else if (first) await this.#refresh();
       } catch (err) {
         log('loop iteration failed: %O', err);
@@ -292,12 +294,15 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     if (first) firstAttempt();
   }
 
-  /** Whether the last observed state lets us try: no live holder, and no nomination of someone else. */
-  #mayAcquire(): boolean {
+  /**
+   * Whether to try now: campaigning, and the last observed state names us as successor, or shows no
+   * live holder and no nomination of someone else while we are not holding back after a handover.
+   */
+  #shouldCampaign(): boolean {
+    if (!this.#campaigning) return false;
     const s = this.#observed;
-    if (!s) return true;
-    if (s.successor !== undefined) return s.successor === this.#opts.identity;
-    return !s.leader?.live;
+    if (s?.successor !== undefined) return s.successor === this.#opts.identity;
+    return this.#clock.now() >= this.#holdBackUntil && !s?.leader?.live;
   }
 
   async #refresh(): Promise<void> {
@@ -307,10 +312,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   /** One campaign attempt. Returns the delay before the next loop iteration. */
   async #acquireOnce(signal: AbortSignal): Promise<number> {
     const sendAt = this.#clock.now();
-    const term = await untilAborted(this.#lock.acquire(this.#opts.identity, { signal }), signal, (late) => {
-      // The lock ignored our signal and answered after stop(): a late win must still be given back.
-      if (late) void this.#release(late, undefined, false);
-    });
+    // No abort signal on purpose: an acquire cut short may still be applied by the server, and we
+    // could not tell our record from an earlier incarnation's. stop() waits for it (the lock's own
+    // request deadline bounds that) and gives back a win that arrives after stop() began.
+    const term = await this.#lock.acquire(this.#opts.identity);
     if (!term) return this.#opts.retryPeriodMs;
     if (signal.aborted || !term.isValid()) {
       // Won after stop() began, or the answer came too late to use: give it back at once.
@@ -471,7 +476,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       return;
     }
     this.#setLeader(live?.holder);
-    if (this.#campaigning && this.#mayAcquire()) this.#waker.wake();
+    if (this.#shouldCampaign()) this.#waker.wake();
   }
 
   #setLeader(holder: string | undefined): void {
