@@ -60,7 +60,8 @@ function defineError<C extends string, B extends ErrorClass>(code: C, base: B, n
   };
   Object.defineProperty(cls, 'name', { value: name });
   Object.defineProperty(cls, CODE_BRAND, { value: [...parentCodes, code] });
-  return cls as unknown as new (message: string, options?: LeaderLockErrorOptions) => InstanceType<B> & { readonly code: C };
+  // Omit the parent's literal `code`: intersecting two literals would reduce a grandchild's type to never.
+  return cls as unknown as new (message: string, options?: LeaderLockErrorOptions) => Omit<InstanceType<B>, 'code'> & { readonly code: C };
 }
 
 /** Invalid options, found at construction. `problems` lists every broken rule at once. */
