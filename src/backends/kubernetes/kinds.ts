@@ -1,0 +1,162 @@
+import {
+  annotationsToRecord,
+  leaseSpecToRecord,
+  recordToAnnotations,
+  recordToLeaseSpec,
+  type Annotations,
+  type LeaseSpec,
+  type WireRecord,
+} from './records.js';
+
+/**
+ * Per-kind object mappers: where each kind lives in the API and how the neutral record sits in it.
+ * Pure functions over plain objects; the lock does the I/O.
+ */
+
+export type LockKind = 'Lease' | 'Endpoints' | 'ConfigMap';
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  resourceVersion?: string;
+  annotations?: Annotations;
+  labels?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+export interface EndpointPort {
+  name?: string;
+  port: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+}
+
+export interface EndpointSubset {
+  addresses?: Array<{ ip: string; [field: string]: unknown }>;
+  ports?: EndpointPort[];
+  [field: string]: unknown;
+}
+
+/** The slice of a Lease / Endpoints / ConfigMap we touch. Everything else is carried through unchanged. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: LeaseSpec;
+  subsets?: EndpointSubset[];
+  [field: string]: unknown;
+}
+
+/** Annotation naming the candidate a handover nominated (all kinds). Expires by observation, like the lease. */
+export const SUCCESSOR_ANNOTATION = 'leaderlock.io/successor';
+
+export interface WriteExtras {
+  /** Endpoints: the leader's address; subsets are emptied when the record has no holder. */
+  podIp?: string | undefined;
+  ports?: readonly EndpointPort[] | undefined;
+  /** string: set the nomination; null: remove it; undefined: keep what is there. */
+  successor?: string | null | undefined;
+  /** Labels for a newly created object. */
+  labels?: Readonly<Record<string, string>> | undefined;
+}
+
+export interface KindMapper {
+  readonly kind: LockKind;
+  readonly apiVersion: string;
+  /** Plural resource name for messages and kubectl (`leases`, `endpoints`, `configmaps`). */
+  readonly resource: string;
+  collectionPath(namespace: string): string;
+  objectPath(namespace: string, name: string): string;
+  /** Throws `MalformedRecordError`. */
+  read(obj: KubeObject): WireRecord;
+  /** A new object (or a changed copy of `current`) carrying `record`. Never mutates `current`. */
+  write(current: KubeObject | undefined, target: { namespace: string; name: string }, record: WireRecord, extras: WriteExtras): KubeObject;
+}
+
+export function successorOf(obj: KubeObject | undefined): string | undefined {
+  const s = obj?.metadata.annotations?.[SUCCESSOR_ANNOTATION];
+  return typeof s === 'string' && s !== '' ? s : undefined;
+}
+
+function baseObject(mapper: KindMapper, current: KubeObject | undefined, target: { namespace: string; name: string }, extras: WriteExtras): KubeObject {
+  if (current) return { ...current, metadata: { ...current.metadata, annotations: { ...(current.metadata.annotations ?? {}) } } };
+  const metadata: ObjectMeta = { name: target.name, namespace: target.namespace, annotations: {} };
+  if (extras.labels && Object.keys(extras.labels).length > 0) metadata.labels = { ...extras.labels };
+  return { apiVersion: mapper.apiVersion, kind: mapper.kind, metadata };
+}
+
+function applySuccessor(obj: KubeObject, successor: string | null | undefined): void {
+  if (successor === undefined) return;
+  const annotations = obj.metadata.annotations ?? {};
+  if (successor === null) delete annotations[SUCCESSOR_ANNOTATION];
+  else annotations[SUCCESSOR_ANNOTATION] = successor;
+  obj.metadata.annotations = annotations;
+}
+
+function describe(mapper: KindMapper, obj: KubeObject): string {
+  return `${mapper.resource} ${obj.metadata.namespace ?? ''}/${obj.metadata.name ?? ''}`;
+}
+
+const lease: KindMapper = {
+  kind: 'Lease',
+  apiVersion: 'coordination.k8s.io/v1',
+  resource: 'leases',
+  collectionPath: (ns) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/leases`,
+  objectPath: (ns, name) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/leases/${encodeURIComponent(name)}`,
+  read(obj) {
+    return leaseSpecToRecord(obj.spec, describe(lease, obj));
+  },
+  write(current, target, record, extras) {
+    const obj = baseObject(lease, current, target, extras);
+    obj.spec = recordToLeaseSpec(record, current?.spec ?? {});
+    applySuccessor(obj, extras.successor);
+    return obj;
+  },
+};
+
+function patroniMapper(kind: 'Endpoints' | 'ConfigMap', resource: string): KindMapper {
+  const mapper: KindMapper = {
+    kind,
+    apiVersion: 'v1',
+    resource,
+    collectionPath: (ns) => `/api/v1/namespaces/${encodeURIComponent(ns)}/${resource}`,
+    objectPath: (ns, name) => `/api/v1/namespaces/${encodeURIComponent(ns)}/${resource}/${encodeURIComponent(name)}`,
+    read(obj) {
+      return annotationsToRecord(obj.metadata.annotations, describe(mapper, obj));
+    },
+    write(current, target, record, extras) {
+      const obj = baseObject(mapper, current, target, extras);
+      obj.metadata.annotations = recordToAnnotations(record, obj.metadata.annotations ?? {});
+      applySuccessor(obj, extras.successor);
+      if (kind === 'Endpoints') {
+        // As Patroni with use_endpoints: the leader's address in subsets, so a Service without a
+        // selector routes to it; emptied on release.
+        obj.subsets =
+          record.holder !== undefined && extras.podIp
+            ? [{ addresses: [{ ip: extras.podIp }], ports: (extras.ports ?? []).map((p) => ({ ...p })) }]
+            : [];
+      }
+      return obj;
+    },
+  };
+  return mapper;
+}
+
+const MAPPERS: Readonly<Record<LockKind, KindMapper>> = {
+  Lease: lease,
+  Endpoints: patroniMapper('Endpoints', 'endpoints'),
+  ConfigMap: patroniMapper('ConfigMap', 'configmaps'),
+};
+
+export function mapperFor(kind: LockKind): KindMapper {
+  return MAPPERS[kind];
+}
+
+/**
+ * The Patroni scope of a leader object, when the object follows Patroni's layout: Endpoints
+ * `<scope>`, ConfigMap `<scope>-leader`. Patroni keeps its failover request in `<scope>-failover` (same kind).
+ */
+export function patroniScope(kind: LockKind, name: string): string | undefined {
+  if (kind === 'Endpoints') return name;
+  if (kind === 'ConfigMap' && name.endsWith('-leader') && name.length > '-leader'.length) return name.slice(0, -'-leader'.length);
+  return undefined;
+}

@@ -1,0 +1,442 @@
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../../core/clock.js';
+import { AbortedError, BackendUnavailableError, ConfigError, LockLostError, MalformedRecordError, isAmbiguous } from '../../core/errors.js';
+import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
+import { logger } from '../../core/log.js';
+import { Problems, assertHolder, checkIdentity } from '../../core/options.js';
+import { StateFeed } from '../../core/watch.js';
+import { successorOf, type KubeObject, type LockKind, type WriteExtras } from './kinds.js';
+import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOptions } from './lock-options.js';
+import { runWatch } from './lock-watch.js';
+import { ObservedValue } from './observer.js';
+import { durationMs, formatMicroTime, recordIdentity, toLeaderRecord, ttlSeconds, type WireRecord } from './records.js';
+import { PodRoleLabels } from './role-labels.js';
+import { clearPatroniFailover, writePatroniFailover } from './patroni-failover.js';
+
+const log = logger('k8s:lock');
+/** Conflicts (409) in a row before an operation gives up as undecided: each means another writer touched the object. */
+const MAX_CONFLICTS = 5;
+
+interface Snapshot {
+  obj: KubeObject | undefined;
+  /** Parsed record; undefined when the object does not exist. */
+  wire: WireRecord | undefined;
+}
+
+/**
+ * `LeaderLock` on one Kubernetes object: a client-go compatible `Lease`, or a Patroni-style
+ * `Endpoints`/`ConfigMap`. Every write is a compare-and-swap on `metadata.resourceVersion`.
+ *
+ * - Token = `leaseTransitions` / Patroni `transitions`, incremented by every acquire of this library.
+ * - Expiry is this observer's judgement (see observer.ts): a record is live until seen unchanged for
+ *   its recorded duration on `clock`. `get()` reports an expired record with `live: false`.
+ * - `validUntil` = send time of our confirmed CAS write + ttl·(1 − drift).
+ * - Release clears the holder in place by CAS (Lease: no holder, `leaseDurationSeconds: 1`, as
+ *   client-go's ReleaseOnCancel; Patroni objects: `leader` annotation dropped); never deletes the object.
+ * - Role labels (option `roleLabels`): the pod's label follows the terms of this lock — leader value
+ *   when a term starts, follower value when it ends (whatever ends it) and when an acquire finds
+ *   another leader. Failures are `warning` events only.
+ */
+export class KubernetesLock extends EventEmitter implements LeaderLock {
+  readonly backend = 'kubernetes' as const;
+  readonly kind: LockKind;
+  readonly namespace: string;
+  readonly name: string;
+  /** `<resource>/<namespace>/<name>`, e.g. `leases/default/my-controller`. */
+  readonly key: string;
+  readonly ttlMs: number;
+  /** The pod role labeller when `roleLabels` is set. */
+  readonly roleLabels: PodRoleLabels | undefined;
+  readonly #o: ResolvedLockOptions;
+  readonly #leaderSeen = new ObservedValue();
+  readonly #successorSeen = new ObservedValue();
+  /** The last record this lock wrote for each term it has not released (renew/release work from it). */
+  readonly #held = new Map<Term, WireRecord>();
+  readonly #watches = new AbortController();
+  #cache: KubeObject | undefined;
+  #lastTimeMs = NaN;
+  #micros = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KubernetesLockOptions) {
+    super();
+    this.#o = resolveLockOptions(options);
+    this.kind = this.#o.mapper.kind;
+    this.namespace = this.#o.namespace;
+    this.name = this.#o.name;
+    this.key = `${this.#o.mapper.resource}/${this.namespace}/${this.name}`;
+    this.ttlMs = this.#o.ttlMs;
+    const rl = this.#o.roleLabels;
+    this.roleLabels = rl && new PodRoleLabels(this.#o.api, rl, (err) => this.#warn(err), this.#o.requestTimeoutMs);
+  }
+
+  get clock(): Clock {
+    return this.#o.clock;
+  }
+
+  get drift(): number {
+    return this.#o.drift;
+  }
+
+  /**
+   * Take the lock if nobody live holds it: CAS update of a free/released/expired record on its
+   * resourceVersion, or create on 404. `undefined` when another live holder has it (our own identity
+   * included: an earlier incarnation may only be paused), when a live handover nomination names
+   * someone else, or when other writers keep winning the race. A 409 re-reads and decides again; an
+   * ambiguous write (`BackendUnavailableError`) re-reads: our record there is our term. Throws
+   * `MalformedRecordError` (object left untouched), `ForbiddenError` (RBAC, at once), `BackendUnavailableError`.
+   */
+  async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
+    assertHolder(holder, 'kubernetes');
+    this.#assertOpen();
+    const { signal } = options;
+    for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
+      // 1. Read and judge what is there, on our clock.
+      const snap = await this.#read(signal);
+      const state = this.#judge(snap).state;
+      if (state.leader?.live || (state.successor !== undefined && state.successor !== holder)) {
+        this.#labelFollowerIfIdle();
+        return undefined;
+      }
+      // 2. Our record; the token is one more than whatever was there (also after our own release).
+      const time = this.#nextTime();
+      const record: WireRecord = {
+        holder,
+        durationSeconds: ttlSeconds(this.ttlMs),
+        acquireTime: time,
+        renewTime: time,
+        transitions: snap.wire ? snap.wire.transitions + 1 : 1,
+      };
+      const nominee = successorOf(snap.obj) === holder;
+      const body = this.#write(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
+      // 3. CAS write; validUntil counts from its send time.
+      const sentAt = this.#o.clock.now();
+      let status: number;
+      try {
+        status = snap.obj ? await this.#put(body, signal) : await this.#create(body, signal);
+      } catch (err) {
+        if (!isAmbiguous(err)) throw err;
+        const after = await this.#read(signal).catch(() => {
+          throw err;
+        });
+        if (isOurWrite(after.wire, record)) return this.#startTerm(holder, record, sentAt, nominee);
+        if (this.#judge(after).state.leader?.live) return undefined;
+        throw err;
+      }
+      // 4. 409: another writer was first (or touched the object); 404: it vanished. Re-read and decide again.
+      if (status === 409 || status === 404) continue;
+      return this.#startTerm(holder, record, sentAt, nominee);
+    }
+    log('%s: acquire gave up after %d conflicts', this.key, MAX_CONFLICTS + 1);
+    return undefined;
+  }
+
+  /**
+   * CAS update of our record's `renewTime` on the last resourceVersion we saw. A 409 (a stray write by
+   * anyone, e.g. a label patch) re-reads: still our holder and token → write again; otherwise the term
+   * ends ('taken'; 'expired' when the record is gone or released) and `LockLostError` is thrown. An
+   * ambiguous write re-reads: our renewTime there confirms it; our unchanged record rethrows
+   * (`BackendUnavailableError`, term untouched). `validUntil` moves only on a confirmed write.
+   */
+  async renew(term: Term, options: RenewOptions = {}): Promise<Term> {
+    const held = this.#heldRecord(term);
+    this.#assertOpen();
+    if (term.ended) throw lost(term, term.endReason ?? 'expired');
+    const { signal } = options;
+    let current = this.#cachedTermObject(term);
+    for (let conflicts = 0; ; conflicts++) {
+      if (!current) current = await this.#readTermObject(term, signal);
+      const record: WireRecord = { ...held, durationSeconds: ttlSeconds(this.ttlMs), renewTime: this.#nextTime() };
+      const sentAt = this.#o.clock.now();
+      let status: number;
+      try {
+        status = await this.#put(this.#write(current, record, {}), signal);
+      } catch (err) {
+        if (!isAmbiguous(err)) throw err;
+        const after = await this.#read(signal).catch(() => {
+          throw err;
+        });
+        if (isOurWrite(after.wire, record)) return this.#confirm(term, record, sentAt);
+        if (after.wire && sameTerm(after.wire, term)) throw err;
+        throw this.#lose(term, after);
+      }
+      if (status === 404) throw this.#lose(term, { obj: undefined, wire: undefined });
+      if (status !== 409) return this.#confirm(term, record, sentAt);
+      if (conflicts + 1 >= MAX_CONFLICTS) {
+        throw new BackendUnavailableError(`renew of ${this.key}: ${MAX_CONFLICTS} conflicts in a row`, { backend: 'kubernetes', status: 409 });
+      }
+      current = undefined;
+    }
+  }
+
+  /**
+   * CAS update that clears the holder in place, if the record is still this term's (holder and token).
+   * Works on an ended term. With `successor`: the nomination annotation is written in the same update
+   * (and on a Patroni layout Patroni's `<scope>-failover` object first). Resolves false when the record
+   * was no longer ours. Throws `BackendUnavailableError` when undecided; retry with the same term.
+   */
+  async release(term: Term, options: ReleaseOptions = {}): Promise<boolean> {
+    if (!(term instanceof Term)) throw new ConfigError('expected a Term returned by acquire()', { backend: 'kubernetes' });
+    const { successor } = options;
+    if (successor !== undefined) {
+      const p = new Problems();
+      checkIdentity(p, successor, 'successor');
+      p.throwIfAny('kubernetes');
+    }
+    // The cached object is used only when it shows this term; anything else is re-read before deciding.
+    let current = this.#cachedTermObject(term);
+    for (let conflicts = 0; conflicts <= MAX_CONFLICTS; conflicts++) {
+      const snap: Snapshot = current ? { obj: current, wire: this.#parse(current) } : await this.#read();
+      current = undefined;
+      if (!snap.wire || !sameTerm(snap.wire, term)) {
+        this.#held.delete(term);
+        term.end(lossReason(snap));
+        return false;
+      }
+      if (successor !== undefined && this.#o.failoverName) {
+        await writePatroniFailover(this.#o, this.#o.failoverName, term.holder, successor).catch((err: unknown) => this.#warn(err));
+      }
+      const time = this.#nextTime();
+      // Lease: client-go's ReleaseOnCancel record; Patroni objects: only `leader` goes, the rest stays.
+      const record: WireRecord =
+        this.kind === 'Lease'
+          ? { holder: undefined, durationSeconds: 1, acquireTime: time, renewTime: time, transitions: snap.wire.transitions }
+          : { ...snap.wire, holder: undefined };
+      let status: number;
+      try {
+        status = await this.#put(this.#write(snap.obj, record, { successor: successor ?? null }), undefined);
+      } catch (err) {
+        if (!isAmbiguous(err)) throw err;
+        const after = await this.#read().catch(() => {
+          throw err;
+        });
+        if (after.wire && sameTerm(after.wire, term)) throw err;
+        const mine = after.wire !== undefined && after.wire.holder === undefined && after.wire.transitions === snap.wire.transitions;
+        this.#held.delete(term);
+        term.end(mine ? (successor === undefined ? 'released' : 'handover') : lossReason(after));
+        return mine;
+      }
+      if (status === 409) continue;
+      this.#held.delete(term);
+      if (status === 404) {
+        term.end('expired');
+        return false;
+      }
+      term.end(successor === undefined ? 'released' : 'handover');
+      log('%s: term %s of %s released%s', this.key, term.token, term.holder, successor === undefined ? '' : ` to ${successor}`);
+      return true;
+    }
+    throw new BackendUnavailableError(`release of ${this.key}: ${MAX_CONFLICTS + 1} conflicts in a row`, { backend: 'kubernetes', status: 409 });
+  }
+
+  /** One GET of the object, judged on our clock. Throws `MalformedRecordError` for a record we cannot parse. */
+  async get(options: { signal?: AbortSignal } = {}): Promise<LockState> {
+    this.#assertOpen();
+    return this.#judge(await this.#read(options.signal)).state;
+  }
+
+  /** See runWatch in lock-watch.ts. */
+  watch(options: { signal: AbortSignal }): AsyncIterable<LockState> {
+    const signal = options?.signal;
+    if (!(signal instanceof AbortSignal)) throw new ConfigError('watch({ signal }) needs an AbortSignal', { backend: 'kubernetes' });
+    this.#assertOpen();
+    const both = AbortSignal.any([signal, this.#watches.signal]);
+    const feed = new StateFeed(both);
+    const ctx = {
+      api: this.#o.api,
+      clock: this.#o.clock,
+      collectionPath: this.#o.mapper.collectionPath(this.namespace),
+      name: this.name,
+      idleTimeoutMs: this.#o.watchIdleTimeoutMs,
+      read: async (s: AbortSignal) => (await this.#read(s)).obj,
+      judge: (obj: KubeObject | undefined) => this.#judge({ obj, wire: obj && this.#parse(obj) }),
+      warn: (err: unknown) => this.#warn(err),
+    };
+    void runWatch(ctx, feed, both).catch((err: unknown) => feed.end(err));
+    return feed;
+  }
+
+  /** Idempotent. Ends watches, releases the terms this lock still holds (best effort), waits for label writes. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#watches.abort();
+    const live = [...this.#held.keys()].filter((t) => !t.ended);
+    await Promise.all(live.map((t) => this.release(t).catch((err: unknown) => (t.end('stopped'), this.#warn(err)))));
+    await this.roleLabels?.flush();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
+    const now = this.#o.clock.now();
+    const { obj, wire } = snap;
+    if (!obj || !wire) {
+      this.#leaderSeen.reset();
+      this.#successorSeen.reset();
+      return { state: {}, changesAt: undefined };
+    }
+    const state: LockState = {};
+    let changesAt: number | undefined;
+    if (wire.holder !== undefined) {
+      const expiresAt = this.#leaderSeen.observe(recordIdentity(wire), durationMs(wire, this.ttlMs), now);
+      const leader = toLeaderRecord(wire, now < expiresAt, this.ttlMs);
+      if (leader) state.leader = leader;
+      if (now < expiresAt) changesAt = expiresAt;
+    } else this.#leaderSeen.reset();
+    // A nomination counts only while nobody holds the record; it expires by observation after our ttl.
+    const successor = successorOf(obj);
+    if (successor !== undefined && wire.holder === undefined) {
+      const expiresAt = this.#successorSeen.observe(`${successor}\n${recordIdentity(wire)}`, this.ttlMs, now);
+      if (now < expiresAt) {
+        state.successor = successor;
+        changesAt = Math.min(changesAt ?? Infinity, expiresAt);
+      }
+    } else this.#successorSeen.reset();
+    return { state, changesAt };
+  }
+
+  #startTerm(holder: string, record: WireRecord, sentAt: number, nominee: boolean): Term {
+    this.#leaderSeen.observe(recordIdentity(record), durationMs(record, this.ttlMs), this.#o.clock.now(), sentAt);
+    this.#successorSeen.reset();
+    const term = new Term({ holder, token: BigInt(record.transitions), validUntil: this.#validUntil(sentAt), clock: this.#o.clock, backend: 'kubernetes' });
+    this.#held.set(term, record);
+    if (this.roleLabels) {
+      void this.roleLabels.set('leader');
+      term.signal.addEventListener('abort', () => this.#labelFollowerIfIdle(), { once: true });
+    }
+    if (nominee && this.#o.failoverName) void clearPatroniFailover(this.#o, this.#o.failoverName).catch((err: unknown) => this.#warn(err));
+    if (this.#closing) {
+      void this.release(term).catch(() => term.end('stopped'));
+      throw new AbortedError(`kubernetes lock ${this.key} is closed`, { backend: 'kubernetes' });
+    }
+    log('%s: %s acquired, token %s', this.key, holder, term.token);
+    return term;
+  }
+
+  #confirm(term: Term, record: WireRecord, sentAt: number): Term {
+    this.#held.set(term, record);
+    this.#leaderSeen.observe(recordIdentity(record), durationMs(record, this.ttlMs), this.#o.clock.now(), sentAt);
+    term.extend(this.#validUntil(sentAt));
+    // Ended while the renew was in flight (validUntil passed, or stopped): the reply cannot revive it.
+    if (term.ended) throw lost(term, term.endReason ?? 'expired');
+    return term;
+  }
+
+  #lose(term: Term, snap: Snapshot): LockLostError {
+    const reason = lossReason(snap);
+    term.end(reason);
+    return lost(term, reason);
+  }
+
+  /** The last object we saw, if it shows this term (saves a GET before a CAS write). */
+  #cachedTermObject(term: Term): KubeObject | undefined {
+    const obj = this.#cache;
+    if (!obj) return undefined;
+    try {
+      return sameTerm(this.#parse(obj), term) ? obj : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** GET for renew; ends the term when the record is provably not ours (a malformed one included: never overwritten). */
+  async #readTermObject(term: Term, signal: AbortSignal | undefined): Promise<KubeObject> {
+    let snap: Snapshot;
+    try {
+      snap = await this.#read(signal);
+    } catch (err) {
+      if (!(err instanceof MalformedRecordError)) throw err;
+      this.#warn(err);
+      term.end('taken');
+      throw new LockLostError(`term ${term.token} of ${JSON.stringify(term.holder)} is over: record malformed`, { backend: 'kubernetes', reason: 'taken', cause: err });
+    }
+    if (!snap.obj || !snap.wire || !sameTerm(snap.wire, term)) throw this.#lose(term, snap);
+    return snap.obj;
+  }
+
+  async #read(signal?: AbortSignal): Promise<Snapshot> {
+    const { api, mapper, requestTimeoutMs } = this.#o;
+    const res = await api.request<KubeObject>({ method: 'GET', path: mapper.objectPath(this.namespace, this.name), accept: [404], signal, timeoutMs: requestTimeoutMs });
+    const obj = res.status === 404 ? undefined : res.body;
+    this.#cache = obj;
+    return { obj, wire: obj && this.#parse(obj) };
+  }
+
+  #parse(obj: KubeObject): WireRecord {
+    return this.#o.mapper.read(obj);
+  }
+
+  async #put(body: KubeObject, signal: AbortSignal | undefined): Promise<number> {
+    const { api, mapper, requestTimeoutMs } = this.#o;
+    const res = await api.request<KubeObject>({ method: 'PUT', path: mapper.objectPath(this.namespace, this.name), body, accept: [404, 409], signal, timeoutMs: requestTimeoutMs });
+    this.#cache = res.status < 300 ? res.body : undefined;
+    return res.status;
+  }
+
+  async #create(body: KubeObject, signal: AbortSignal | undefined): Promise<number> {
+    const { api, mapper, requestTimeoutMs } = this.#o;
+    const res = await api.request<KubeObject>({ method: 'POST', path: mapper.collectionPath(this.namespace), body, accept: [409], signal, timeoutMs: requestTimeoutMs });
+    this.#cache = res.status < 300 ? res.body : undefined;
+    return res.status;
+  }
+
+  #write(current: KubeObject | undefined, record: WireRecord, extras: WriteExtras): KubeObject {
+    const { podIp, ports, labels } = this.#o;
+    return this.#o.mapper.write(current, { namespace: this.namespace, name: this.name }, record, { podIp, ports, labels, ...extras });
+  }
+
+  /** A MicroTime from the wall clock, unique among this lock's writes (a renewTime identifies one write). */
+  #nextTime(): string {
+    const date = this.#o.clock.date();
+    const ms = date.getTime();
+    this.#micros = ms === this.#lastTimeMs ? Math.min(999, this.#micros + 1) : 0;
+    this.#lastTimeMs = ms;
+    return formatMicroTime(date, this.#micros);
+  }
+
+  #validUntil(sentAt: number): number {
+    return sentAt + this.ttlMs * (1 - this.#o.drift);
+  }
+
+  #heldRecord(term: Term): WireRecord {
+    const held = term instanceof Term ? this.#held.get(term) : undefined;
+    if (held) return held;
+    if (term instanceof Term && term.backend === 'kubernetes') throw lost(term, term.endReason ?? 'released');
+    throw new ConfigError('expected a Term returned by acquire() of this lock', { backend: 'kubernetes' });
+  }
+
+  /** Follower label unless a term of this lock is live (set() skips a value already applied). */
+  #labelFollowerIfIdle(): void {
+    if (!this.roleLabels || [...this.#held.keys()].some((t) => !t.ended)) return;
+    void this.roleLabels.set('follower');
+  }
+
+  #warn(err: unknown): void {
+    this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new AbortedError(`kubernetes lock ${this.key} is closed`, { backend: 'kubernetes' });
+  }
+}
+
+function sameTerm(wire: WireRecord, term: Term): boolean {
+  return wire.holder === term.holder && BigInt(wire.transitions) === term.token;
+}
+
+function isOurWrite(wire: WireRecord | undefined, record: WireRecord): boolean {
+  return !!wire && wire.holder === record.holder && wire.transitions === record.transitions && wire.renewTime === record.renewTime;
+}
+
+/** Gone or released by someone else: 'expired'; another record: 'taken'. */
+function lossReason(snap: Snapshot): LostReason {
+  return snap.wire?.holder === undefined ? 'expired' : 'taken';
+}
+
+function lost(term: Term, reason: string): LockLostError {
+  return new LockLostError(`term ${term.token} of ${JSON.stringify(term.holder)} is over: ${reason}`, { backend: 'kubernetes', reason });
+}
