@@ -1,0 +1,298 @@
+import { EventEmitter } from 'node:events';
+import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { Clock } from '../../core/clock.js';
+import { BackendUnavailableError, LeaderLockError, LockLostError } from '../../core/errors.js';
+import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
+import { logger } from '../../core/log.js';
+import { Problems, assertHolder } from '../../core/options.js';
+import { isLeaseGone, mapEtcdError } from './errors.js';
+import { resolveKey, resolveSessionOptions, type EtcdLockKeyOptions, type EtcdSessionOptions } from './options.js';
+import { EtcdSession, type KeepAliveResult } from './session.js';
+import { watchLock } from './watch.js';
+import { fencedWrite, type FencedOp, type FenceResult } from './fence.js';
+import * as wire from './wire.js';
+
+const log = logger('etcd');
+
+export interface EtcdLockOptions extends EtcdSessionOptions, EtcdLockKeyOptions {
+  /**
+   * Share one lease (and the connections) with other locks of this process, as Patroni does. Without
+   * it the lock creates its own session from the connection options and closes it in `close()`.
+   */
+  session?: EtcdSession;
+}
+
+/**
+ * The leader key on etcd v3. Value: the bare holder name (Patroni and `etcdctl get` read it as is).
+ * Token: the key's create-revision — every term creates the key anew, so tokens strictly increase.
+ *
+ * - acquire: txn `create_revision(key) == 0 && create_revision(key-successor) == 0` → put holder with
+ *   the session's lease, sent together with a lease keep-alive; validUntil = earlier send time + ttl·(1−drift).
+ * - renew: keep-alive and txn `create_revision == token && lease == ours`, concurrently; both must confirm.
+ *   A keep-alive TTL of 0 is loss (we never wait for etcd3's late `lost` event).
+ * - release: txn `create_revision == token` → delete (plus the handover nomination); never touches a successor's key.
+ * - A key without a lease (written by etcdctl or an operator) counts as held forever: reported as a
+ *   'warning', never stolen.
+ */
+export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements LeaderLock {
+  readonly backend = 'etcd' as const;
+  readonly key: string;
+  readonly ttlMs: number;
+  readonly drift: number;
+  readonly clock: Clock;
+  readonly session: EtcdSession;
+  readonly #keys: wire.LockKeys;
+  readonly #ownSession: boolean;
+  readonly #held = new Map<Term, wire.LeaseId>();
+  readonly #leaseTtl = new Map<wire.LeaseId, number>();
+  #warnedForeign: bigint | undefined;
+  #closed = false;
+
+  constructor(options: EtcdLockOptions) {
+    super();
+    const p = new Problems();
+    const { key, drift } = resolveKey(options, p);
+    if (options.session) {
+      for (const k of ['endpoints', 'client', 'tls', 'username', 'password', 'requestTimeoutMs', 'clock'] as const) {
+        if (options[k] !== undefined) p.add(`${k} belongs to the shared session; give it to new EtcdSession(...) instead`);
+      }
+      if (options.ttlMs !== undefined && options.ttlMs !== options.session.ttlMs) p.add(`ttlMs (${options.ttlMs}) differs from the session's (${options.session.ttlMs}); the lease is the session's`);
+    } else resolveSessionOptions(options, p);
+    p.throwIfAny('etcd');
+    this.key = key;
+    this.drift = drift;
+    this.#keys = wire.lockKeys(key);
+    this.#ownSession = !options.session;
+    this.session = options.session ?? new EtcdSession(options);
+    this.session.attach();
+    this.ttlMs = this.session.ttlMs;
+    this.clock = this.session.clock;
+  }
+
+  /**
+   * Creates the key for `holder` with the shared lease if it is free and nobody else is nominated.
+   * Resolves undefined when another live holder (or a lease-less key, or another nominee) has it.
+   * An ambiguous failure is re-read: a key on our lease with our holder name is ours.
+   */
+  async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
+    assertHolder(holder, 'etcd');
+    this.#assertOpen();
+    const signal = options.signal;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const lease = await this.session.lease(signal);
+      // 1. Refresh the lease and try to create the key, concurrently.
+      const sentAt = this.clock.now();
+      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease), signal)]);
+      let won: { token: bigint } | 'retry' | undefined;
+      try {
+        won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
+      } catch (err) {
+        if (!isLeaseGone(err)) throw err;
+        won = 'retry';
+      }
+      if (won === 'retry') {
+        this.session.leaseLost(lease);
+        continue;
+      }
+      if (!won) return undefined;
+      // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed keep-alive.
+      const alive = ka.status === 'fulfilled' ? ka.value : await this.#keepAliveOrGiveBack(won.token, lease, signal);
+      if (alive.ttlMs <= 0) continue; // the lease (and the key with it) is gone: start over on a new lease
+      const validUntil = Math.min(sentAt, alive.sentAt) + Math.min(this.ttlMs, alive.ttlMs) * (1 - this.drift);
+      const term = new Term({ holder, token: won.token, validUntil, clock: this.clock, backend: 'etcd' });
+      this.#held.set(term, lease);
+      log('%s acquired %s, token %s, lease %s', holder, this.key, won.token, lease);
+      return term;
+    }
+    throw new BackendUnavailableError(`etcd acquire of ${this.key}: the lease kept disappearing`, { backend: 'etcd' });
+  }
+
+  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | undefined> {
+    if (res.succeeded) return { token: wire.revisionOf(res) };
+    const [leaderKv, successorKv] = wire.rangeResults(res);
+    const leader = wire.storedLeader(leaderKv);
+    if (leader) {
+      if (leader.lease === lease && leader.holder === holder) return { token: leader.token }; // our earlier, ambiguous attempt
+      if (leader.foreign) this.#warnForeign(leader);
+      return undefined;
+    }
+    if (successorKv && successorKv.value.toString('utf8') === holder) {
+      // 3. We are the nominee: take the key and remove the nomination in one revision.
+      const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease), signal);
+      if (res2.succeeded) return { token: wire.revisionOf(res2) };
+      const l2 = wire.storedLeader(wire.rangeResults(res2)[0]);
+      return l2 && l2.lease === lease && l2.holder === holder ? { token: l2.token } : undefined;
+    }
+    return undefined;
+  }
+
+  /** The create txn failed ambiguously: re-read; a key on our lease with our name is ours. */
+  async #afterAmbiguousAcquire(reason: unknown, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | undefined> {
+    if (isLeaseGone(reason) || !(reason instanceof BackendUnavailableError)) throw reason;
+    const { leader } = await this.#read(signal);
+    const stored = wire.storedLeader(leader);
+    if (stored && stored.lease === lease && stored.holder === holder) return { token: stored.token };
+    if (stored) return undefined;
+    throw reason;
+  }
+
+  async #keepAliveOrGiveBack(token: bigint, lease: wire.LeaseId, signal?: AbortSignal): Promise<KeepAliveResult> {
+    try {
+      return await this.session.keepAlive(lease, { signal });
+    } catch (err) {
+      // We created the key but cannot bound its lifetime: give it back rather than hold it blind.
+      await this.#txn('etcd release', wire.releaseTxn(this.#keys, token), undefined).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Proves the key is still ours (txn `create_revision == token && lease == ours`) and refreshes the
+   * lease, concurrently. Throws `LockLostError` (term ended: 'taken' or 'expired') when either says
+   * no; `BackendUnavailableError` when undecided (the term keeps its validUntil).
+   */
+  async renew(term: Term, options: RenewOptions = {}): Promise<Term> {
+    const lease = this.#held.get(term);
+    if (!lease || term.ended) throw this.#lost(term, term.endReason ?? 'expired');
+    if (this.session.leaseId !== lease) throw this.#lost(term, 'expired');
+    const signal = options.signal;
+    const [ka, txn] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd renew', wire.renewTxn(this.#keys, term.token, lease), signal)]);
+    if (txn.status === 'fulfilled' && !txn.value.succeeded) {
+      const now = wire.storedLeader(wire.rangeResults(txn.value)[0]);
+      throw this.#lost(term, now ? 'taken' : 'expired');
+    }
+    if (ka.status === 'fulfilled' && ka.value.ttlMs <= 0) throw this.#lost(term, 'expired');
+    if (txn.status === 'rejected') throw isLeaseGone(txn.reason) ? this.#lost(term, 'expired') : mapEtcdError(txn.reason, 'etcd renew');
+    if (ka.status === 'rejected') throw mapEtcdError(ka.reason, 'etcd renew');
+    if (term.ended) throw this.#lost(term, term.endReason ?? 'expired');
+    term.extend(ka.value.sentAt + Math.min(this.ttlMs, ka.value.ttlMs) * (1 - this.drift));
+    return term;
+  }
+
+  /**
+   * Deletes the key if it is still this term's (`create_revision == token`); with `successor`, also
+   * writes the nomination `<key>-successor` on a fresh, never-renewed lease (it expires after ttl by
+   * itself) and, on a Patroni layout, `<scope>/failover`. Works on an ended term. Resolves false when
+   * the key was no longer ours.
+   */
+  async release(term: Term, options: ReleaseOptions = {}): Promise<boolean> {
+    let handover: { successor: string; from: string; lease: wire.LeaseId } | undefined;
+    if (options.successor !== undefined) {
+      assertHolder(options.successor, 'etcd');
+      const nomination = await this.session.grant(this.ttlMs);
+      handover = { successor: options.successor, from: term.holder, lease: nomination.id };
+    }
+    let attempts = 0;
+    const res = await this.session
+      .call('etcd release', (rpc, o) => {
+        attempts++;
+        return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
+      })
+      .catch((err: unknown) => {
+        throw mapEtcdError(err, 'etcd release');
+      });
+    this.#held.delete(term);
+    // A retried delete that finds the key gone: the earlier, ambiguous attempt most likely deleted it.
+    const gone = !res.succeeded && !wire.rangeResults(res)[0];
+    const ok = res.succeeded || (gone && attempts > 1);
+    term.end(ok ? (handover ? 'handover' : 'released') : gone ? 'expired' : 'taken');
+    log('%s released %s (token %s): %s', term.holder, this.key, term.token, ok);
+    return ok;
+  }
+
+  /** One consistent (linearizable) read of the key and the nomination. */
+  async get(): Promise<LockState> {
+    this.#assertOpen();
+    const { leader, successor } = await this.#read();
+    const stored = wire.storedLeader(leader);
+    if (stored && !stored.foreign && !this.#leaseTtl.has(stored.lease)) await this.#learnLeaseTtl(stored.lease);
+    return this.#toState(leader, successor);
+  }
+
+  watch(options: { signal: AbortSignal }): AsyncIterable<LockState> {
+    this.#assertOpen();
+    return watchLock(
+      { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s) => this.#toState(l, s), warn: (e) => this.emit('warning', e) },
+      options.signal,
+    );
+  }
+
+  /** Releases held terms (best effort), then detaches from the session (closes it when it is ours). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#held.keys()].map((t) => this.release(t)));
+    for (const t of this.#held.keys()) t.end('stopped');
+    this.#held.clear();
+    if (this.#ownSession) await this.session.close();
+    else await this.session.detach();
+  }
+
+  /**
+   * Applies `ops` in one etcd txn only while `term` still owns the key (`create_revision == token`);
+   * refuses without sending when `term.isValid()` is false. Retried on another member when a call
+   * fails, so make the ops idempotent (puts are). Throws `BackendUnavailableError` when undecided.
+   */
+  async fencedWrite(term: Term, ops: readonly FencedOp[], options: { signal?: AbortSignal } = {}): Promise<FenceResult> {
+    if (!term.isValid()) return { ok: false, refusedBy: 'term' };
+    return this.session.call('etcd fenced write', (rpc, o) => fencedWrite(rpc.kv, this.key, term, ops, o), options);
+  }
+
+  /** @internal The lease a term's key rides on (fence helper, tests). */
+  leaseOf(term: Term): wire.LeaseId | undefined {
+    return this.#held.get(term);
+  }
+
+  async #read(signal?: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; revision: bigint }> {
+    const res = await this.#txn('etcd read', wire.readTxn(this.#keys), signal);
+    const [leader, successor] = wire.rangeResults(res);
+    return { leader, successor, revision: wire.revisionOf(res) };
+  }
+
+  #txn(what: string, req: ITxnRequest, signal: AbortSignal | undefined): Promise<ITxnResponse> {
+    return this.session.call(what, (rpc, o) => rpc.kv.txn(req, o), { signal });
+  }
+
+  #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState {
+    const stored = wire.storedLeader(leader);
+    if (stored?.foreign) this.#warnForeign(stored);
+    return wire.toLockState(leader, successor, (lease) => this.#leaseTtl.get(lease) ?? this.ttlMs);
+  }
+
+  async #learnLeaseTtl(lease: wire.LeaseId): Promise<void> {
+    try {
+      const res = await this.session.call('etcd lease ttl', (rpc, o) => rpc.leaseClient.leaseTimeToLive({ ID: lease }, o));
+      const granted = Number(res.grantedTTL);
+      if (granted > 0) {
+        if (this.#leaseTtl.size > 64) this.#leaseTtl.clear();
+        this.#leaseTtl.set(lease, granted * 1000);
+      }
+    } catch {
+      // informational only; fall back to our own ttl
+    }
+  }
+
+  #warnForeign(leader: wire.StoredLeader): void {
+    if (this.#warnedForeign === leader.token) return;
+    this.#warnedForeign = leader.token;
+    this.emit(
+      'warning',
+      new LeaderLockError(`etcd key ${this.key} is held by ${JSON.stringify(leader.holder)} without a lease (written by etcdctl or another tool?): treated as held, never taken over; delete it to free the lock`, {
+        backend: 'etcd',
+      }),
+    );
+  }
+
+  #lost(term: Term, reason: LostReason): LockLostError {
+    this.#held.delete(term);
+    term.end(reason);
+    return new LockLostError(`etcd key ${this.key} is no longer held by term ${term.token} of ${JSON.stringify(term.holder)}: ${term.endReason ?? reason}`, {
+      backend: 'etcd',
+      reason: term.endReason ?? reason,
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new LeaderLockError(`etcd lock ${this.key} is closed`, { backend: 'etcd' });
+  }
+}

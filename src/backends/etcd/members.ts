@@ -1,0 +1,182 @@
+import { EventEmitter } from 'node:events';
+import { Etcd3, type IOptions, type KVClient, type LeaseClient, type WatchClient } from 'etcd3';
+import { systemClock } from '../../core/clock.js';
+import { AbortedError, DeadlineExceededError, type LeaderLockError } from '../../core/errors.js';
+import { logger } from '../../core/log.js';
+import { isRetryable, mapEtcdError } from './errors.js';
+
+const log = logger('etcd:members');
+
+/**
+ * The narrow slice of an etcd3 client this backend uses (an `Etcd3` instance satisfies it). Tests and
+ * users with their own client pass any object of this shape; no monkeypatching.
+ */
+export interface EtcdRpc {
+  readonly kv: Pick<KVClient, 'range' | 'txn'>;
+  readonly leaseClient: Pick<LeaseClient, 'leaseGrant' | 'leaseRevoke' | 'leaseKeepAlive' | 'leaseTimeToLive'>;
+  readonly watchClient: Pick<WatchClient, 'watch'>;
+}
+
+/** One etcd member we talk to. `close` is set only for clients we created. */
+export interface Member {
+  readonly name: string;
+  readonly rpc: EtcdRpc;
+  readonly close?: () => void;
+}
+
+export interface MemberSwitch {
+  from: string;
+  to: string;
+  reason: string;
+}
+
+/** Per-call options passed to the gRPC call: its deadline (real wall time, as gRPC wants it). */
+export interface CallOptions {
+  deadline: Date;
+}
+
+export interface EtcdConnectOptions {
+  endpoints: readonly string[];
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
+  auth?: { username: string; password: string } | undefined;
+}
+
+// etcd3 retries and circuit-breaks on its own and balances round-robin over its hosts; we want one
+// sticky member and our own deadline, so both policies pass calls straight through.
+// (async: etcd3's markFailed() chains .catch() on the result.)
+const passThrough = { execute: async <T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => T) => fn({ signal: new AbortController().signal, attempt: 0 }) };
+
+/**
+ * Closes a gRPC stream we are done with. `end()` first: etcd3's stream error handler treats the
+ * CANCELLED error of a still-writable stream as a member failure and tears down every call on that
+ * client (including the lease keep-alive stream); a stream that is no longer writable is left alone.
+ */
+export function closeStream(stream: { end(): void; cancel(): void }): void {
+  try {
+    stream.end();
+    stream.cancel();
+  } catch {
+    // already closed
+  }
+}
+type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/** One etcd3 client per endpoint, so we decide which member gets each call (Patroni's strategy). */
+export function connectMembers(options: EtcdConnectOptions): Member[] {
+  return options.endpoints.map((endpoint) => {
+    const client = new Etcd3({
+      hosts: [endpoint],
+      ...(options.tls
+        ? { credentials: { rootCertificate: options.tls.ca as Buffer, privateKey: options.tls.key, certChain: options.tls.cert } }
+        : {}),
+      ...(options.auth ? { auth: { username: options.auth.username, password: options.auth.password } } : {}),
+      grpcOptions: {
+        // Our own subchannel per client: grpc-js otherwise shares one (and its reconnect backoff,
+        // up to 120 s) between clients of the same address, which delays recovery after an etcd restart.
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      },
+      faultHandling: { host: () => passThrough as unknown as Policy, global: passThrough as unknown as Policy },
+    });
+    return { name: endpoint, rpc: client, close: () => client.close() };
+  });
+}
+
+/**
+ * Sticky member selection with rotation on failure, all within one caller-given deadline. A call goes
+ * to the current member; on unavailability (refused, reset, blackholed past its share of the time) it
+ * moves on to the next member and stays there. Each try gets an equal share of the remaining time
+ * among the members not yet tried in this call, so a hung member cannot eat the whole deadline.
+ */
+export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
+  readonly #members: readonly Member[];
+  #current = 0;
+  #closed = false;
+
+  constructor(members: readonly Member[]) {
+    super();
+    if (members.length === 0) throw new Error('EtcdMembers needs at least one member');
+    this.#members = members;
+  }
+
+  get current(): Member {
+    return this.#members[this.#current]!;
+  }
+
+  get size(): number {
+    return this.#members.length;
+  }
+
+  /** Mark `member` failed: the next call goes to the next member (no-op if we already moved on). */
+  failed(member: Member, reason: string): void {
+    const i = this.#members.indexOf(member);
+    if (i !== this.#current || this.#members.length === 1) return;
+    this.#current = (i + 1) % this.#members.length;
+    log('switch %s -> %s (%s)', member.name, this.current.name, reason);
+    this.emit('switch', { from: member.name, to: this.current.name, reason });
+  }
+
+  /**
+   * Runs `fn` on the current member, rotating on retryable failures until `timeoutMs` has passed.
+   * Throws the mapped error (`DeadlineExceededError` when time ran out, with the last failure as cause).
+   */
+  async call<T>(what: string, fn: (member: Member, options: CallOptions) => Promise<T>, opts: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<T> {
+    const start = systemClock.now();
+    const tried = new Set<Member>();
+    let last: LeaderLockError | undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new AbortedError(`${what}: etcd client closed`, { backend: 'etcd' });
+      if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'etcd', cause: opts.signal.reason });
+      const remaining = opts.timeoutMs - (systemClock.now() - start);
+      if (remaining <= 0) {
+        if (last instanceof DeadlineExceededError) throw last;
+        throw new DeadlineExceededError(`${what} did not complete within ${opts.timeoutMs} ms`, { backend: 'etcd', cause: last });
+      }
+      const member = this.current;
+      const untried = Math.max(1, this.#members.length - tried.size);
+      const budget = Math.max(Math.min(remaining, 50), remaining / untried);
+      tried.add(member);
+      try {
+        return await abortable(fn(member, { deadline: new Date(Date.now() + budget) }), opts.signal, what);
+      } catch (err) {
+        const mapped = mapEtcdError(err, `${what} via ${member.name}`);
+        if (!isRetryable(mapped)) throw mapped;
+        last = mapped;
+        this.failed(member, mapped.message);
+        // One member (or all tried): back off a little before the next try, within the deadline.
+        if (this.#members.length === 1 || tried.size >= this.#members.length) {
+          const pause = Math.min(25 * 2 ** Math.min(attempt, 4), Math.max(0, opts.timeoutMs - (systemClock.now() - start) - 1));
+          if (pause > 0) await systemClock.sleep(pause, opts.signal).catch(() => undefined);
+          if (tried.size >= this.#members.length) tried.clear();
+        }
+      }
+    }
+  }
+
+  /** Closes the clients we created. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const m of this.#members) m.close?.();
+  }
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError(`${what} aborted`, { backend: 'etcd', cause: signal.reason }));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

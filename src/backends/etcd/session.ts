@@ -1,0 +1,234 @@
+import { EventEmitter } from 'node:events';
+import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
+import { systemClock, type Clock, type Timer } from '../../core/clock.js';
+import { AbortedError, DeadlineExceededError, type LeaderLockError } from '../../core/errors.js';
+import { logger } from '../../core/log.js';
+import { mapEtcdError } from './errors.js';
+import { EtcdMembers, closeStream, connectMembers, type CallOptions, type EtcdRpc, type Member, type MemberSwitch } from './members.js';
+import { resolveSessionOptions, type EtcdSessionOptions, type ResolvedSessionOptions } from './options.js';
+import { ttlSeconds, type LeaseId } from './wire.js';
+
+const log = logger('etcd:session');
+
+/** A confirmed keep-alive: when we sent it and the TTL etcd reset the lease to (0: the lease is gone). */
+export interface KeepAliveResult {
+  sentAt: number;
+  ttlMs: number;
+}
+
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+interface Waiter {
+  sentAt: number;
+  settled: boolean;
+  resolve(r: KeepAliveResult): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * One etcd lease shared by every `EtcdLock` that uses this session — one lease per process, as
+ * Patroni does. The lease is granted lazily on the first acquire and re-granted after it was lost;
+ * it is refreshed only by the locks' acquire/renew calls (no background keep-alive: a lease nobody
+ * renews must expire). Also owns the connections (one etcd3 client per endpoint, sticky member).
+ *
+ * `close()` revokes the lease (every key on it disappears at once) and closes the connections;
+ * `abandon()` closes the connections and lets the lease expire by itself after its TTL, as a crashed
+ * process would. The lease is also revoked when the last lock attached to the session closes.
+ */
+export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [MemberSwitch] }> {
+  readonly ttlMs: number;
+  readonly requestTimeoutMs: number;
+  readonly clock: Clock;
+  /** @internal */
+  readonly members: EtcdMembers;
+  readonly #options: ResolvedSessionOptions;
+  #lease: LeaseId | undefined;
+  #grantedTtlMs: number | undefined;
+  #granting: Promise<LeaseId> | undefined;
+  #ka: { member: Member; stream: KeepAliveStream; queue: Waiter[] } | undefined;
+  #users = 0;
+  #closed = false;
+
+  constructor(options: EtcdSessionOptions) {
+    super();
+    this.#options = resolveSessionOptions(options);
+    this.ttlMs = this.#options.ttlMs;
+    this.requestTimeoutMs = this.#options.requestTimeoutMs;
+    this.clock = this.#options.clock ?? systemClock;
+    const members: Member[] = this.#options.client
+      ? [{ name: 'client', rpc: this.#options.client }]
+      : connectMembers({ endpoints: this.#options.endpoints, tls: this.#options.tls, auth: this.#options.auth });
+    this.members = new EtcdMembers(members);
+    this.members.on('switch', (s) => this.emit('switch', s));
+  }
+
+  /** The current lease ID (decimal string), if one is granted and not known to be lost. */
+  get leaseId(): LeaseId | undefined {
+    return this.#lease;
+  }
+
+  /** The TTL etcd granted (it raises a too-small TTL to its minimum), once a lease was granted. */
+  get grantedTtlMs(): number | undefined {
+    return this.#grantedTtlMs;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Runs one call on the sticky member with rotation, within `requestTimeoutMs` (or `timeoutMs`). */
+  call<T>(what: string, fn: (rpc: EtcdRpc, options: CallOptions, member: Member) => Promise<T>, opts: { signal?: AbortSignal | undefined; timeoutMs?: number } = {}): Promise<T> {
+    return this.members.call(what, (m, o) => fn(m.rpc, o, m), { timeoutMs: opts.timeoutMs ?? this.requestTimeoutMs, signal: opts.signal });
+  }
+
+  /** The shared lease, granted on first use (single flight). */
+  lease(signal?: AbortSignal): Promise<LeaseId> {
+    if (this.#closed) return Promise.reject(new AbortedError('etcd session closed', { backend: 'etcd' }));
+    if (this.#lease) return Promise.resolve(this.#lease);
+    this.#granting ??= this.grant(this.ttlMs, signal)
+      .then(({ id, ttlMs }) => {
+        this.#lease = id;
+        this.#grantedTtlMs = ttlMs;
+        log('lease %s granted, ttl %d ms', id, ttlMs);
+        return id;
+      })
+      .finally(() => {
+        this.#granting = undefined;
+      });
+    return this.#granting;
+  }
+
+  /** A new lease of its own (the handover nomination's, never renewed). */
+  async grant(ttlMs: number, signal?: AbortSignal): Promise<{ id: LeaseId; ttlMs: number }> {
+    const res = await this.call('etcd lease grant', (rpc, o) => rpc.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, o), { signal });
+    return { id: String(res.ID), ttlMs: Number(res.TTL) * 1000 };
+  }
+
+  /** Forget `lease` if it is the current one (etcd said it is gone); the next acquire grants a new one. */
+  leaseLost(lease: LeaseId): void {
+    if (this.#lease === lease) {
+      log('lease %s lost', lease);
+      this.#lease = undefined;
+    }
+  }
+
+  /**
+   * One keep-alive of `lease`, confirmed by etcd. `ttlMs: 0` means the lease is gone (and is
+   * forgotten). `sentAt` is on `clock`, taken right before the request was written.
+   */
+  async keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
+    const result = await this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o), opts);
+    if (result.ttlMs <= 0) this.leaseLost(lease);
+    return result;
+  }
+
+  async #keepAliveOn(member: Member, lease: LeaseId, o: CallOptions): Promise<KeepAliveResult> {
+    const ka = await this.#streamOn(member);
+    return new Promise<KeepAliveResult>((resolve, reject) => {
+      let timer: Timer | undefined;
+      // Waiters stay queued after a timeout: responses on a stream come in request order, so the
+      // n-th response always belongs to the n-th request, and a late reply never confirms a newer send.
+      const waiter: Waiter = {
+        sentAt: this.clock.now(),
+        settled: false,
+        resolve: (r) => {
+          if (waiter.settled) return;
+          waiter.settled = true;
+          timer?.cancel();
+          resolve(r);
+        },
+        reject: (e) => {
+          if (waiter.settled) return;
+          waiter.settled = true;
+          timer?.cancel();
+          reject(e);
+        },
+      };
+      timer = systemClock.setTimer(
+        () => waiter.reject(new DeadlineExceededError('etcd lease keep-alive: no reply in time', { backend: 'etcd' })),
+        o.deadline.getTime() - Date.now(),
+        { unref: true },
+      );
+      ka.queue.push(waiter);
+      try {
+        ka.stream.write({ ID: lease });
+      } catch (err) {
+        this.#dropStream(ka.stream, err);
+      }
+    });
+  }
+
+  async #streamOn(member: Member): Promise<{ stream: KeepAliveStream; queue: Waiter[] }> {
+    if (this.#ka && this.#ka.member === member) return this.#ka;
+    if (this.#ka) this.#dropStream(this.#ka.stream, new Error('moved to another etcd member'));
+    const stream = await member.rpc.leaseClient.leaseKeepAlive();
+    if (this.#ka && this.#ka.member === member) {
+      closeStream(stream); // lost a race with a concurrent caller; use theirs
+      return this.#ka;
+    }
+    if (this.#closed) {
+      closeStream(stream);
+      throw new AbortedError('etcd session closed', { backend: 'etcd' });
+    }
+    const ka = { member, stream, queue: [] as Waiter[] };
+    this.#ka = ka;
+    stream.on('data', (res) => {
+      const w = ka.queue.shift();
+      w?.resolve({ sentAt: w.sentAt, ttlMs: Number(res.TTL) * 1000 });
+    });
+    stream.on('error', (err) => this.#dropStream(stream, err));
+    stream.on('end', () => this.#dropStream(stream, new Error('keep-alive stream ended')));
+    return ka;
+  }
+
+  #dropStream(stream: KeepAliveStream, cause: unknown): void {
+    if (!this.#ka || this.#ka.stream !== stream) return;
+    const { queue } = this.#ka;
+    this.#ka = undefined;
+    closeStream(stream);
+    const err: LeaderLockError = mapEtcdError(cause, 'etcd lease keep-alive stream');
+    for (const w of queue) w.reject(err);
+  }
+
+  /** @internal A lock starts using this session. */
+  attach(): void {
+    this.#users++;
+  }
+
+  /** @internal A lock stops using this session: the last one revokes the lease (its keys vanish). */
+  async detach(): Promise<void> {
+    this.#users = Math.max(0, this.#users - 1);
+    if (this.#users === 0 && !this.#closed) await this.#revoke();
+  }
+
+  async #revoke(): Promise<void> {
+    const lease = this.#lease ?? (await this.#granting?.catch(() => undefined));
+    this.#lease = undefined;
+    if (!lease) return;
+    try {
+      await this.call('etcd lease revoke', (rpc, o) => rpc.leaseClient.leaseRevoke({ ID: lease }, o));
+      log('lease %s revoked', lease);
+    } catch (err) {
+      // It expires by itself after its TTL; nothing else to do.
+      this.emit('warning', mapEtcdError(err, `etcd lease revoke ${lease}`));
+    }
+  }
+
+  /** Revokes the lease and closes the connections. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#revoke();
+    this.#shutdown();
+  }
+
+  /** Closes the connections without revoking: the lease expires after its TTL (simulates a crash). */
+  abandon(): void {
+    this.#shutdown();
+  }
+
+  #shutdown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ka) this.#dropStream(this.#ka.stream, new Error('etcd session closed'));
+    this.members.close();
+  }
+}

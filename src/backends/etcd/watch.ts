@@ -1,0 +1,126 @@
+import type { IKeyValue, IWatchRequest, IWatchResponse, IDuplexStream } from 'etcd3';
+import type { LockState } from '../../core/lock.js';
+import { StateFeed } from '../../core/watch.js';
+import { logger } from '../../core/log.js';
+import { mapEtcdError } from './errors.js';
+import { closeStream } from './members.js';
+import type { EtcdSession } from './session.js';
+import type { LockKeys } from './wire.js';
+
+const log = logger('etcd:watch');
+
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+export interface WatchDeps {
+  session: EtcdSession;
+  keys: LockKeys;
+  /** One consistent read of both keys: their values and the header revision of the read. */
+  read(signal: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; revision: bigint }>;
+  toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState;
+  warn(err: Error): void;
+}
+
+/**
+ * Watch on etcd: read both keys, then watch from the read's header revision + 1 (etcd's start is
+ * inclusive, so + 1 neither misses nor repeats an event). A broken stream resumes from the last seen
+ * revision + 1 on the next member; a compacted start revision means events were lost, so we read again.
+ * One watcher covers [leader key, successor key] and ignores the keys in between.
+ */
+export function watchLock(deps: WatchDeps, signal: AbortSignal): StateFeed {
+  const feed = new StateFeed(signal);
+  void run(deps, feed, signal).catch((err: unknown) => feed.end(err));
+  return feed;
+}
+
+async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promise<void> {
+  const { session, keys } = deps;
+  let leader: IKeyValue | undefined;
+  let successor: IKeyValue | undefined;
+  let revision: bigint | undefined; // last revision reflected in (leader, successor)
+  let failures = 0;
+  while (!signal.aborted && !session.closed) {
+    try {
+      if (revision === undefined) {
+        const r = await deps.read(signal);
+        ({ leader, successor, revision } = r);
+        feed.push(deps.toState(leader, successor));
+      }
+      const member = session.members.current;
+      const outcome = await streamEvents(member.rpc.watchClient.watch.bind(member.rpc.watchClient), keys, revision + 1n, signal, (res) => {
+        failures = 0;
+        for (const ev of res.events ?? []) {
+          const key = ev.kv.key.toString('utf8');
+          const kv = ev.type === 'Delete' ? undefined : ev.kv;
+          if (key === keys.leader) leader = kv;
+          else if (key === keys.successor) successor = kv;
+        }
+        const rev = BigInt(res.header.revision);
+        if (res.events?.length) {
+          revision = rev > revision! ? rev : revision;
+          feed.push(deps.toState(leader, successor));
+        }
+      });
+      if (outcome === 'compacted') {
+        log('watch start revision compacted; re-reading');
+        revision = undefined;
+      } else if (outcome === 'broken') {
+        session.members.failed(member, 'watch stream broke');
+        failures++;
+      }
+    } catch (err) {
+      if (signal.aborted || session.closed) break;
+      const mapped = mapEtcdError(err, 'etcd watch');
+      log('watch failed: %s', mapped.message);
+      if (failures > 2) deps.warn(mapped);
+      failures++;
+    }
+    if (failures > 0 && !signal.aborted) {
+      // Bounded backoff before reconnecting; a healthy stream resets it.
+      await session.clock.sleep(Math.min(1000, 25 * 2 ** Math.min(failures, 6)), signal).catch(() => undefined);
+    }
+  }
+  feed.end();
+}
+
+/**
+ * Runs one watch stream until it breaks ('broken'), reports a compaction ('compacted'), or the
+ * signal aborts ('aborted'). Events are handed to `onResponse` in order.
+ */
+async function streamEvents(
+  open: () => Promise<WatchStream>,
+  keys: LockKeys,
+  startRevision: bigint,
+  signal: AbortSignal,
+  onResponse: (res: IWatchResponse) => void,
+): Promise<'broken' | 'compacted' | 'aborted'> {
+  const stream = await open();
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (outcome: 'broken' | 'compacted' | 'aborted'): void => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener('abort', onAbort);
+      closeStream(stream);
+      resolve(outcome);
+    };
+    const onAbort = (): void => finish('aborted');
+    if (signal.aborted) return finish('aborted');
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('data', (res) => {
+      if (done) return;
+      if (res.compact_revision && res.compact_revision !== '0') return finish('compacted');
+      if (res.canceled) return finish('broken');
+      onResponse(res);
+    });
+    stream.on('error', () => finish(signal.aborted ? 'aborted' : 'broken'));
+    stream.on('end', () => finish(signal.aborted ? 'aborted' : 'broken'));
+    // Range [leader, successor] inclusive: successor + '\0' is the smallest key after it.
+    stream.write({
+      create_request: {
+        key: Buffer.from(keys.leader, 'utf8'),
+        range_end: Buffer.concat([Buffer.from(keys.successor, 'utf8'), Buffer.from([0])]),
+        start_revision: startRevision.toString(),
+      },
+    });
+  });
+}

@@ -1,0 +1,182 @@
+import type { IKeyValue, ITxnRequest, ITxnResponse, IRequestOp, ICompare } from 'etcd3';
+import type { LeaderRecord, LockState } from '../../core/lock.js';
+
+/**
+ * Wire mapping for the etcd backend: pure functions from our operations to etcd v3 txn requests and
+ * from etcd key-values to `LeaderRecord`s. No I/O here, so every mapping is unit tested.
+ *
+ * Revisions and lease IDs are int64 on the wire; the etcd3 client decodes them as decimal strings
+ * (`longs: String`). We keep them as strings on the wire and as `bigint` in our types, never `number`
+ * (they can exceed 2^53).
+ */
+
+/** A lease ID as etcd sends it: a decimal string; '0' means "no lease". */
+export type LeaseId = string;
+
+export const NO_LEASE: LeaseId = '0';
+
+/** Keys that make up one lock: the leader key, the handover nomination, and Patroni's failover record. */
+export interface LockKeys {
+  leader: string;
+  successor: string;
+  /** Set on a Patroni layout (the key ends in `/leader`): `<scope>/failover`. */
+  failover: string | undefined;
+}
+
+export function lockKeys(key: string): LockKeys {
+  return {
+    leader: key,
+    successor: `${key}-successor`,
+    failover: key.endsWith('/leader') ? `${key.slice(0, -'/leader'.length)}/failover` : undefined,
+  };
+}
+
+/** Patroni's default layout: `<prefix>/<scope>/leader` (prefix default '/service'). */
+export function patroniKey(scope: string, prefix = '/service'): string {
+  return `${prefix.replace(/\/+$/, '')}/${scope}/leader`;
+}
+
+const b = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+function createRevisionIs(key: string, revision: bigint): ICompare {
+  return { key: b(key), target: 'Create', result: 'Equal', create_revision: revision.toString() };
+}
+function leaseIs(key: string, lease: LeaseId): ICompare {
+  return { key: b(key), target: 'Lease', result: 'Equal', lease };
+}
+function valueIs(key: string, value: string): ICompare {
+  return { key: b(key), target: 'Value', result: 'Equal', value: b(value) };
+}
+function rangeOf(key: string): IRequestOp {
+  return { request_range: { key: b(key) } };
+}
+function putOf(key: string, value: string, lease: LeaseId): IRequestOp {
+  return { request_put: { key: b(key), value: b(value), lease } };
+}
+function deleteOf(key: string): IRequestOp {
+  return { request_delete_range: { key: b(key) } };
+}
+
+/**
+ * Acquire, the common case: create the leader key with our lease if it does not exist and nobody is
+ * nominated. On failure etcd returns both keys (one consistent read) so the caller learns why.
+ */
+export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId): ITxnRequest {
+  return {
+    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n)],
+    success: [putOf(keys.leader, holder, lease)],
+    failure: [rangeOf(keys.leader), rangeOf(keys.successor)],
+  };
+}
+
+/**
+ * Acquire by the nominated successor: the leader key is free and the nomination names `holder`. Takes
+ * the key and removes the nomination (and Patroni's failover record) in the same revision.
+ */
+export function nomineeAcquireTxn(keys: LockKeys, holder: string, lease: LeaseId): ITxnRequest {
+  const success = [putOf(keys.leader, holder, lease), deleteOf(keys.successor)];
+  if (keys.failover) success.push(deleteOf(keys.failover));
+  return {
+    compare: [createRevisionIs(keys.leader, 0n), valueIs(keys.successor, holder)],
+    success,
+    failure: [rangeOf(keys.leader), rangeOf(keys.successor)],
+  };
+}
+
+/** Renew's ownership proof: the key is the one our term created and still rides on our lease. */
+export function renewTxn(keys: LockKeys, token: bigint, lease: LeaseId): ITxnRequest {
+  return {
+    compare: [createRevisionIs(keys.leader, token), leaseIs(keys.leader, lease)],
+    success: [],
+    failure: [rangeOf(keys.leader)],
+  };
+}
+
+/**
+ * Release: delete the key only if it is still this term's. With a successor, write the nomination on
+ * its own fresh lease (so it expires by itself) and, on a Patroni layout, Patroni's failover record.
+ */
+export function releaseTxn(keys: LockKeys, token: bigint, handover?: { successor: string; from: string; lease: LeaseId }): ITxnRequest {
+  const success = [deleteOf(keys.leader)];
+  if (handover) {
+    success.push(putOf(keys.successor, handover.successor, handover.lease));
+    if (keys.failover) success.push(putOf(keys.failover, patroniFailoverValue(handover.from, handover.successor), NO_LEASE));
+  }
+  return { compare: [createRevisionIs(keys.leader, token)], success, failure: [rangeOf(keys.leader)] };
+}
+
+/** Patroni's failover record, as `patronictl switchover` writes it. */
+export function patroniFailoverValue(leader: string, member: string): string {
+  return JSON.stringify({ leader, member });
+}
+
+/** One consistent read of both keys. */
+export function readTxn(keys: LockKeys): ITxnRequest {
+  return { compare: [], success: [rangeOf(keys.leader), rangeOf(keys.successor)], failure: [] };
+}
+
+/** The key-values returned by the range ops of a txn response, in op order (undefined: key absent). */
+export function rangeResults(res: ITxnResponse): (IKeyValue | undefined)[] {
+  return (res.responses ?? []).filter((r) => r.response_range).map((r) => r.response_range.kvs?.[0]);
+}
+
+export function revisionOf(res: { header: { revision: string } }): bigint {
+  return BigInt(res.header.revision);
+}
+
+/** What a stored leader key says. `foreign`: no lease (etcdctl put): held forever, never stolen. */
+export interface StoredLeader {
+  holder: string;
+  token: bigint;
+  lease: LeaseId;
+  foreign: boolean;
+}
+
+export function storedLeader(kv: IKeyValue | undefined): StoredLeader | undefined {
+  if (!kv) return undefined;
+  const lease = leaseOf(kv);
+  return {
+    // An empty value would break "holder is never ''": show it as a placeholder that names the situation.
+    holder: kv.value.length > 0 ? kv.value.toString('utf8') : '(empty)',
+    token: BigInt(kv.create_revision),
+    lease,
+    foreign: lease === NO_LEASE,
+  };
+}
+
+export function leaseOf(kv: IKeyValue): LeaseId {
+  const l = kv.lease;
+  return l === undefined || l === null || l === '' ? NO_LEASE : String(l);
+}
+
+/**
+ * The observer's view. `ttlMs` is the holder lease's granted TTL when known, else `fallbackTtlMs`;
+ * a key without a lease never expires (`Infinity`).
+ */
+export function toLockState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, ttlMsOf: (lease: LeaseId) => number): LockState {
+  const state: LockState = {};
+  const s = storedLeader(leader);
+  if (s) {
+    const record: LeaderRecord = { holder: s.holder, token: s.token, ttlMs: s.foreign ? Number.POSITIVE_INFINITY : ttlMsOf(s.lease), live: true };
+    state.leader = record;
+  }
+  if (successor && successor.value.length > 0) state.successor = successor.value.toString('utf8');
+  return state;
+}
+
+/** etcd lease TTLs are whole seconds: round up, never down (rounding only adds safety). */
+export function ttlSeconds(ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs / 1000));
+}
+
+/** The end of a key prefix range (`key` + 1 in the last byte), as etcd's `WithPrefix`. */
+export function prefixEnd(key: string): Buffer {
+  const end = Buffer.from(key, 'utf8');
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
