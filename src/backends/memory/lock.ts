@@ -100,9 +100,14 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
     return this.#net.faults;
   }
 
-  /** This client's clock. */
+  /** This client's clock: its Terms run on it (the elector uses it too). */
   get clock(): Clock {
     return this.#o.clock;
+  }
+
+  /** Clock-rate tolerance applied to `validUntil`. */
+  get drift(): number {
+    return this.#o.drift;
   }
 
   /**
