@@ -1,0 +1,335 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
+import type { LockState } from '../../../src/core/lock.js';
+import { KubernetesLock } from '../../../src/backends/kubernetes/lock.js';
+import type { KubernetesLockOptions } from '../../../src/backends/kubernetes/lock-options.js';
+import { LeaderElector } from '../../../src/elector/index.js';
+import { lockConformance } from '../../../src/testing/conformance.js';
+import { VirtualClock } from '../../../src/testing/virtual-clock.js';
+import { StubKubeApi } from './stub-api.js';
+
+/**
+ * KubernetesLock against an in-memory API stub on a VirtualClock: exact and instant. The same lock
+ * runs against FakeKubeApiServer over HTTPS in lock.test.ts.
+ */
+const TTL = 3000;
+const LEASE = '/apis/coordination.k8s.io/v1/namespaces/default/leases/demo';
+const EP = '/api/v1/namespaces/default/endpoints/batman';
+const CM = '/api/v1/namespaces/default/configmaps/batman-leader';
+
+function setup(kind: 'Lease' | 'Endpoints' | 'ConfigMap' = 'Lease', extra: Partial<KubernetesLockOptions> = {}) {
+  const api = new StubKubeApi();
+  const clock = new VirtualClock();
+  const locks: KubernetesLock[] = [];
+  const make = (o: Partial<KubernetesLockOptions> = {}): KubernetesLock => {
+    const name = kind === 'Lease' ? { name: 'demo' } : { scope: 'batman' };
+    const lock = new KubernetesLock({ client: api, kind, ...name, ttlMs: TTL, clock, env: { POD_IP: '10.0.0.1', POD_NAME: 'pod-a' }, ...extra, ...o });
+    locks.push(lock);
+    return lock;
+  };
+  const close = async (): Promise<void> => {
+    await Promise.all(locks.map((l) => l.close()));
+  };
+  return { api, clock, make, close };
+}
+
+for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
+  const { api, clock, make, close } = setup(kind);
+  lockConformance(
+    {
+      name: `kubernetes ${kind}, in-memory stub`,
+      ttlMs: TTL,
+      newLock: async () => make(),
+      // Candidates that watch keep observing; a lock that was not asked in between judges from its last look.
+      advance: (ms) => clock.advance(ms),
+      cleanup: async () => {
+        await close();
+        api.objects.clear();
+      },
+    },
+    { describe, it },
+  );
+}
+
+describe('KubernetesLock (stub API, virtual clock)', () => {
+  it('a record is judged expired only after it was seen unchanged for its duration; get() shows live: false', async () => {
+    const { clock, make, close } = setup();
+    try {
+      const a = make();
+      const b = make();
+      const term = await a.acquire('node-a');
+      assert.ok(term);
+      await clock.advance(TTL * 2); // b has never looked: it starts counting now
+      assert.equal((await b.get()).leader?.live, true);
+      await clock.advance(TTL - 1);
+      assert.equal((await b.get()).leader?.live, true);
+      await clock.advance(1);
+      const { leader } = await b.get();
+      assert.equal(leader?.holder, 'node-a');
+      assert.equal(leader?.live, false, 'stored but expired');
+      assert.equal(term.isValid(), false, 'the holder’s own term ended long before');
+    } finally {
+      await close();
+    }
+  });
+
+  it('another client patching the object does not extend a dead leader nor cut a live one (identity, not resourceVersion)', async () => {
+    const { api, clock, make, close } = setup();
+    try {
+      const a = make();
+      const b = make();
+      assert.ok(await a.acquire('node-a'));
+      assert.equal(await b.acquire('node-b'), undefined);
+      for (let i = 0; i < 30; i++) {
+        api.touch(LEASE, { metadata: { labels: { touched: String(i) } } });
+        await clock.advance(100);
+      }
+      assert.ok(await b.acquire('node-b'), 'a stray writer kept the dead record alive');
+    } finally {
+      await close();
+    }
+  });
+
+  it('a stray 409 during renew is re-read and renewed again; the term survives', async () => {
+    const { api, clock, make, close } = setup();
+    try {
+      const a = make();
+      const term = (await a.acquire('node-a'))!;
+      let stray = 0;
+      api.hook = (req) => {
+        if (req.method === 'PUT' && stray < 3) {
+          stray++;
+          api.touch(LEASE, { metadata: { annotations: { [`x/${stray}`]: 'y' } } });
+        }
+      };
+      await clock.advance(TTL / 3);
+      const before = term.validUntil;
+      assert.equal(await a.renew(term), term);
+      assert.ok(term.validUntil > before);
+      assert.equal(stray, 3, 'three conflicts were absorbed');
+    } finally {
+      await close();
+    }
+  });
+
+  it('an elector keeps leadership while another client patches the lock object every 100 ms', async () => {
+    const { api, clock, make, close } = setup();
+    const lock = make();
+    const elector = new LeaderElector(lock, { identity: 'node-a', clock });
+    const lost: string[] = [];
+    elector.on('lost', (_t, reason) => lost.push(reason));
+    try {
+      await elector.start();
+      assert.equal(elector.isLeader, true);
+      for (let i = 0; i < 100; i++) {
+        // Conflicts land right between the elector's read and write too: the touch happens on every PUT as well.
+        api.hook = (req) => (req.method === 'PUT' && i % 3 === 0 ? api.touch(LEASE, { metadata: { labels: { n: String(i) } } }) : undefined);
+        api.touch(LEASE, { metadata: { labels: { tick: String(i) } } });
+        await clock.advance(100);
+      }
+      assert.equal(elector.isLeader, true);
+      assert.deepEqual(lost, []);
+    } finally {
+      api.hook = undefined;
+      await elector.stop();
+      await close();
+    }
+  });
+
+  it('an ambiguous acquire or renew (applied, response lost) is re-read and counted as won', async () => {
+    const { api, clock, make, close } = setup();
+    try {
+      const a = make();
+      api.hook = (req) => (req.method === 'POST' || req.method === 'PUT' ? 'lose-response' : undefined);
+      const sent = clock.now();
+      const term = await a.acquire('node-a');
+      assert.ok(term, 'our record was there on re-read');
+      assert.equal(term.validUntil, sent + TTL * 0.99);
+      await clock.advance(500);
+      await a.renew(term);
+      assert.equal(term.validUntil, sent + 500 + TTL * 0.99, 'validUntil counts from the send time of the confirmed write');
+    } finally {
+      api.hook = undefined;
+      await close();
+    }
+  });
+
+  it('RBAC forbids the object: ForbiddenError at once, one request', async () => {
+    const { api, make, close } = setup();
+    try {
+      const a = make();
+      api.hook = () => {
+        throw new ForbiddenError('leases.coordination.k8s.io "demo" is forbidden', { backend: 'kubernetes', status: 403, reason: 'Forbidden' });
+      };
+      await assert.rejects(a.acquire('node-a'), (err: unknown) => err instanceof ForbiddenError && (err as LeaderLockError).status === 403);
+      assert.equal(api.requests.length, 1);
+    } finally {
+      api.hook = undefined;
+      await close();
+    }
+  });
+
+  it('malformed Patroni annotations: MalformedRecordError, object untouched', async () => {
+    const { api, make, close } = setup('Endpoints');
+    try {
+      api.objects.set(EP, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'batman', namespace: 'default', resourceVersion: '7', annotations: { leader: 'pg-0', ttl: 'thirty' } } });
+      const before = JSON.stringify(api.objects.get(EP));
+      const a = make();
+      await assert.rejects(a.acquire('node-a'), (err: unknown) => err instanceof MalformedRecordError && /ttl/.test((err as Error).message));
+      await assert.rejects(a.get(), MalformedRecordError);
+      assert.equal(JSON.stringify(api.objects.get(EP)), before);
+      assert.ok(api.requests.every((r) => r.method === 'GET'));
+    } finally {
+      await close();
+    }
+  });
+
+  it('a released client-go Lease (empty holder) is free; every acquire increments leaseTransitions, same identity too', async () => {
+    const { api, make, close } = setup();
+    try {
+      api.objects.set(LEASE, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: 'demo', namespace: 'default', resourceVersion: '5' },
+        spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 5, acquireTime: '2025-01-01T00:00:00.000000Z', renewTime: '2025-01-01T00:00:00.000000Z' },
+      });
+      const a = make();
+      const t1 = (await a.acquire('node-a'))!;
+      assert.equal(t1.token, 6n);
+      const spec = api.get(LEASE)!.spec as Record<string, unknown>;
+      assert.equal(spec.holderIdentity, 'node-a');
+      assert.equal(spec.leaseDurationSeconds, 3);
+      assert.match(String(spec.renewTime), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+      assert.equal(await a.release(t1), true);
+      const released = api.get(LEASE)!.spec as Record<string, unknown>;
+      assert.equal(released.holderIdentity, undefined);
+      assert.equal(released.leaseDurationSeconds, 1, 'as client-go ReleaseOnCancel');
+      assert.equal(released.leaseTransitions, 6);
+      const t2 = (await a.acquire('node-a'))!;
+      assert.equal(t2.token, 7n, 'same identity after release is a new term');
+    } finally {
+      await close();
+    }
+  });
+
+  it('Endpoints: the leader IP goes into subsets, release empties them and keeps the other annotations', async () => {
+    const { api, make, close } = setup('Endpoints');
+    try {
+      const a = make();
+      const term = (await a.acquire('pg-0'))!;
+      const held = api.get(EP)!;
+      assert.deepEqual(held.subsets, [{ addresses: [{ ip: '10.0.0.1' }], ports: [{ name: 'postgresql', port: 5432, protocol: 'TCP' }] }]);
+      api.touch(EP, { metadata: { annotations: { optime: '1234' } } });
+      assert.equal(await a.release(term), true);
+      const after = api.get(EP)! as { subsets: unknown; metadata: { annotations: Record<string, string> } };
+      assert.deepEqual(after.subsets, []);
+      assert.equal(after.metadata.annotations.leader, undefined);
+      assert.equal(after.metadata.annotations.optime, '1234');
+      assert.equal(after.metadata.annotations.ttl, '3');
+      assert.equal(after.metadata.annotations.transitions, '1');
+    } finally {
+      await close();
+    }
+  });
+
+  it('Endpoints without a pod IP: ConfigError naming POD_IP', () => {
+    const api = new StubKubeApi();
+    assert.throws(
+      () => new KubernetesLock({ client: api, kind: 'Endpoints', scope: 'batman', env: {} }),
+      (err: unknown) => err instanceof ConfigError && /POD_IP/.test((err as Error).message),
+    );
+    assert.throws(
+      () => new KubernetesLock({ client: api, kind: 'Lease', name: 'Bad_Name', ttlMs: -1, roleLabels: { leader: 'not valid!' }, env: {} }),
+      (err: unknown) => err instanceof ConfigError && err.problems.length >= 4,
+    );
+  });
+
+  it('handover on a Patroni layout writes <scope>-failover annotations; the nominee clears them', async () => {
+    const { api, make, close } = setup('ConfigMap');
+    try {
+      const a = make();
+      const b = make();
+      const term = (await a.acquire('pg-0'))!;
+      assert.equal(await a.release(term, { successor: 'pg-1' }), true);
+      const fo = api.get('/api/v1/namespaces/default/configmaps/batman-failover') as { metadata: { annotations: Record<string, string> } };
+      assert.deepEqual(fo.metadata.annotations, { leader: 'pg-0', member: 'pg-1' });
+      assert.equal((await b.get()).successor, 'pg-1');
+      assert.ok(await b.acquire('pg-1'));
+      await b.roleLabels?.flush();
+      await new Promise((r) => setImmediate(r));
+      const cleared = api.get('/api/v1/namespaces/default/configmaps/batman-failover') as { metadata: { annotations?: Record<string, string> } };
+      assert.equal(cleared.metadata.annotations?.member, undefined);
+      assert.ok(api.get(CM));
+    } finally {
+      await close();
+    }
+  });
+
+  it('watch emits live: false at the moment the record is judged expired', async () => {
+    const { clock, make, close } = setup();
+    const ac = new AbortController();
+    try {
+      const a = make();
+      const w = make();
+      assert.ok(await a.acquire('node-a'));
+      const seen: LockState[] = [];
+      const done = (async () => {
+        for await (const s of w.watch({ signal: ac.signal })) seen.push(s);
+      })();
+      await clock.advance(0);
+      assert.equal(seen.at(-1)?.leader?.live, true);
+      await clock.advance(TTL - 1);
+      assert.equal(seen.at(-1)?.leader?.live, true);
+      await clock.advance(1);
+      assert.equal(seen.at(-1)?.leader?.live, false);
+      assert.equal(seen.at(-1)?.leader?.holder, 'node-a');
+      ac.abort();
+      await done;
+    } finally {
+      ac.abort();
+      await close();
+    }
+  });
+});
+
+describe('KubernetesLock pod role labels', () => {
+  const POD = '/api/v1/namespaces/default/pods/pod-a';
+
+  it('primary on term start, replica on end; values configurable (master for old clusters)', async () => {
+    const { api, clock, make, close } = setup('Lease', { roleLabels: { leader: 'master' } });
+    try {
+      api.objects.set(POD, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pod-a', namespace: 'default', resourceVersion: '1', labels: { app: 'x' } } });
+      const a = make();
+      const term = (await a.acquire('node-a'))!;
+      await a.roleLabels!.flush();
+      assert.deepEqual((api.get(POD)!.metadata as { labels: unknown }).labels, { app: 'x', role: 'master' });
+      await clock.advance(TTL); // the term expires unrenewed
+      assert.equal(term.ended, true);
+      await a.roleLabels!.flush();
+      assert.deepEqual((api.get(POD)!.metadata as { labels: unknown }).labels, { app: 'x', role: 'replica' });
+    } finally {
+      await close();
+    }
+  });
+
+  it('a failed label write is a warning, never a reason to drop leadership', async () => {
+    const { api, clock, make, close } = setup('Lease', { roleLabels: true });
+    const lock = make();
+    const warnings: Error[] = [];
+    const elector = new LeaderElector(lock, { identity: 'node-a', clock });
+    elector.on('warning', (e) => warnings.push(e));
+    try {
+      // No pod object: every PATCH is a 404.
+      await elector.start();
+      await lock.roleLabels!.flush();
+      await clock.advance(TTL * 3);
+      assert.equal(elector.isLeader, true);
+      assert.ok(warnings.some((w) => /could not label pod default\/pod-a role=primary/.test(w.message)), warnings.map((w) => w.message).join('\n'));
+    } finally {
+      await elector.stop();
+      await close();
+    }
+    assert.ok(api.requests.some((r) => r.method === 'PATCH' && r.path.endsWith('/pods/pod-a')));
+  });
+});
