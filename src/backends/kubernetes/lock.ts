@@ -5,23 +5,18 @@ import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostRe
 import { logger } from '../../core/log.js';
 import { Problems, assertHolder, checkIdentity } from '../../core/options.js';
 import { StateFeed } from '../../core/watch.js';
-import { successorOf, type KubeObject, type LockKind, type WriteExtras } from './kinds.js';
+import { successorOf, type KubeObject, type LockKind } from './kinds.js';
+import { LockObjectIo, isOurWrite, sameTerm } from './lock-io.js';
 import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOptions } from './lock-options.js';
 import { runWatch } from './lock-watch.js';
-import { ObservedValue } from './observer.js';
-import { durationMs, formatMicroTime, recordIdentity, toLeaderRecord, ttlSeconds, type WireRecord } from './records.js';
+import { LockObserver, type Snapshot } from './observer.js';
+import { ttlSeconds, type WireRecord } from './records.js';
 import { PodRoleLabels } from './role-labels.js';
 import { clearPatroniFailover, writePatroniFailover } from './patroni-failover.js';
 
 const log = logger('k8s:lock');
 /** Conflicts (409) in a row before an operation gives up as undecided: each means another writer touched the object. */
 const MAX_CONFLICTS = 5;
-
-interface Snapshot {
-  obj: KubeObject | undefined;
-  /** Parsed record; undefined when the object does not exist. */
-  wire: WireRecord | undefined;
-}
 
 /**
  * `LeaderLock` on one Kubernetes object: a client-go compatible `Lease`, or a Patroni-style
@@ -48,14 +43,11 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   /** The pod role labeller when `roleLabels` is set. */
   readonly roleLabels: PodRoleLabels | undefined;
   readonly #o: ResolvedLockOptions;
-  readonly #leaderSeen = new ObservedValue();
-  readonly #successorSeen = new ObservedValue();
+  readonly #observer: LockObserver;
+  readonly #io: LockObjectIo;
   /** The last record this lock wrote for each term it has not released (renew/release work from it). */
   readonly #held = new Map<Term, WireRecord>();
   readonly #watches = new AbortController();
-  #cache: KubeObject | undefined;
-  #lastTimeMs = NaN;
-  #micros = 0;
   #closing: Promise<void> | undefined;
 
   constructor(options: KubernetesLockOptions) {
@@ -66,6 +58,8 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.name = this.#o.name;
     this.key = `${this.#o.mapper.resource}/${this.namespace}/${this.name}`;
     this.ttlMs = this.#o.ttlMs;
+    this.#observer = new LockObserver(this.ttlMs);
+    this.#io = new LockObjectIo(this.#o);
     const rl = this.#o.roleLabels;
     this.roleLabels = rl && new PodRoleLabels(this.#o.api, rl, (err) => this.#warn(err), this.#o.requestTimeoutMs);
   }
@@ -92,14 +86,14 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     const { signal } = options;
     for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
       // 1. Read and judge what is there, on our clock.
-      const snap = await this.#read(signal);
+      const snap = await this.#io.read(signal);
       const state = this.#judge(snap).state;
       if (state.leader?.live || (state.successor !== undefined && state.successor !== holder)) {
         this.#labelFollowerIfIdle();
         return undefined;
       }
       // 2. Our record; the token is one more than whatever was there (also after our own release).
-      const time = this.#nextTime();
+      const time = this.#io.nextTime();
       const record: WireRecord = {
         holder,
         durationSeconds: ttlSeconds(this.ttlMs),
@@ -108,15 +102,15 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         transitions: snap.wire ? snap.wire.transitions + 1 : 1,
       };
       const nominee = successorOf(snap.obj) === holder;
-      const body = this.#write(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
+      const body = this.#io.build(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
       // 3. CAS write; validUntil counts from its send time.
       const sentAt = this.#o.clock.now();
       let status: number;
       try {
-        status = snap.obj ? await this.#put(body, signal) : await this.#create(body, signal);
+        status = snap.obj ? await this.#io.put(body, signal) : await this.#io.create(body, signal);
       } catch (err) {
         if (!isAmbiguous(err)) throw err;
-        const after = await this.#read(signal).catch(() => {
+        const after = await this.#io.read(signal).catch(() => {
           throw err;
         });
         if (isOurWrite(after.wire, record)) return this.#startTerm(holder, record, sentAt, nominee);
@@ -143,17 +137,17 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.#assertOpen();
     if (term.ended) throw lost(term, term.endReason ?? 'expired');
     const { signal } = options;
-    let current = this.#cachedTermObject(term);
+    let current = this.#io.cachedTermObject(term);
     for (let conflicts = 0; ; conflicts++) {
       if (!current) current = await this.#readTermObject(term, signal);
-      const record: WireRecord = { ...held, durationSeconds: ttlSeconds(this.ttlMs), renewTime: this.#nextTime() };
+      const record: WireRecord = { ...held, durationSeconds: ttlSeconds(this.ttlMs), renewTime: this.#io.nextTime() };
       const sentAt = this.#o.clock.now();
       let status: number;
       try {
-        status = await this.#put(this.#write(current, record, {}), signal);
+        status = await this.#io.put(this.#io.build(current, record, {}), signal);
       } catch (err) {
         if (!isAmbiguous(err)) throw err;
-        const after = await this.#read(signal).catch(() => {
+        const after = await this.#io.read(signal).catch(() => {
           throw err;
         });
         if (isOurWrite(after.wire, record)) return this.#confirm(term, record, sentAt);
@@ -184,9 +178,9 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       p.throwIfAny('kubernetes');
     }
     // The cached object is used only when it shows this term; anything else is re-read before deciding.
-    let current = this.#cachedTermObject(term);
+    let current = this.#io.cachedTermObject(term);
     for (let conflicts = 0; conflicts <= MAX_CONFLICTS; conflicts++) {
-      const snap: Snapshot = current ? { obj: current, wire: this.#parse(current) } : await this.#read();
+      const snap: Snapshot = current ? { obj: current, wire: this.#io.parse(current) } : await this.#io.read();
       current = undefined;
       if (!snap.wire || !sameTerm(snap.wire, term)) {
         this.#held.delete(term);
@@ -196,7 +190,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       if (successor !== undefined && this.#o.failoverName) {
         await writePatroniFailover(this.#o, this.#o.failoverName, term.holder, successor).catch((err: unknown) => this.#warn(err));
       }
-      const time = this.#nextTime();
+      const time = this.#io.nextTime();
       // Lease: client-go's ReleaseOnCancel record; Patroni objects: only `leader` goes, the rest stays.
       const record: WireRecord =
         this.kind === 'Lease'
@@ -204,10 +198,10 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
           : { ...snap.wire, holder: undefined };
       let status: number;
       try {
-        status = await this.#put(this.#write(snap.obj, record, { successor: successor ?? null }), undefined);
+        status = await this.#io.put(this.#io.build(snap.obj, record, { successor: successor ?? null }), undefined);
       } catch (err) {
         if (!isAmbiguous(err)) throw err;
-        const after = await this.#read().catch(() => {
+        const after = await this.#io.read().catch(() => {
           throw err;
         });
         if (after.wire && sameTerm(after.wire, term)) throw err;
@@ -232,7 +226,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   /** One GET of the object, judged on our clock. Throws `MalformedRecordError` for a record we cannot parse. */
   async get(options: { signal?: AbortSignal } = {}): Promise<LockState> {
     this.#assertOpen();
-    return this.#judge(await this.#read(options.signal)).state;
+    return this.#judge(await this.#io.read(options.signal)).state;
   }
 
   /** See runWatch in lock-watch.ts. */
@@ -248,8 +242,8 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       collectionPath: this.#o.mapper.collectionPath(this.namespace),
       name: this.name,
       idleTimeoutMs: this.#o.watchIdleTimeoutMs,
-      read: async (s: AbortSignal) => (await this.#read(s)).obj,
-      judge: (obj: KubeObject | undefined) => this.#judge({ obj, wire: obj && this.#parse(obj) }),
+      read: async (s: AbortSignal) => (await this.#io.read(s)).obj,
+      judge: (obj: KubeObject | undefined) => this.#judge({ obj, wire: obj && this.#io.parse(obj) }),
       warn: (err: unknown) => this.#warn(err),
     };
     void runWatch(ctx, feed, both).catch((err: unknown) => feed.end(err));
@@ -272,36 +266,11 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   // ---- internals -------------------------------------------------------------------------------
 
   #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
-    const now = this.#o.clock.now();
-    const { obj, wire } = snap;
-    if (!obj || !wire) {
-      this.#leaderSeen.reset();
-      this.#successorSeen.reset();
-      return { state: {}, changesAt: undefined };
-    }
-    const state: LockState = {};
-    let changesAt: number | undefined;
-    if (wire.holder !== undefined) {
-      const expiresAt = this.#leaderSeen.observe(recordIdentity(wire), durationMs(wire, this.ttlMs), now);
-      const leader = toLeaderRecord(wire, now < expiresAt, this.ttlMs);
-      if (leader) state.leader = leader;
-      if (now < expiresAt) changesAt = expiresAt;
-    } else this.#leaderSeen.reset();
-    // A nomination counts only while nobody holds the record; it expires by observation after our ttl.
-    const successor = successorOf(obj);
-    if (successor !== undefined && wire.holder === undefined) {
-      const expiresAt = this.#successorSeen.observe(`${successor}\n${recordIdentity(wire)}`, this.ttlMs, now);
-      if (now < expiresAt) {
-        state.successor = successor;
-        changesAt = Math.min(changesAt ?? Infinity, expiresAt);
-      }
-    } else this.#successorSeen.reset();
-    return { state, changesAt };
+    return this.#observer.judge(snap, this.#o.clock.now());
   }
 
   #startTerm(holder: string, record: WireRecord, sentAt: number, nominee: boolean): Term {
-    this.#leaderSeen.observe(recordIdentity(record), durationMs(record, this.ttlMs), this.#o.clock.now(), sentAt);
-    this.#successorSeen.reset();
+    this.#observer.wrote(record, this.#o.clock.now(), sentAt);
     const term = new Term({ holder, token: BigInt(record.transitions), validUntil: this.#validUntil(sentAt), clock: this.#o.clock, backend: 'kubernetes' });
     this.#held.set(term, record);
     if (this.roleLabels) {
@@ -319,7 +288,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
 
   #confirm(term: Term, record: WireRecord, sentAt: number): Term {
     this.#held.set(term, record);
-    this.#leaderSeen.observe(recordIdentity(record), durationMs(record, this.ttlMs), this.#o.clock.now(), sentAt);
+    this.#observer.wrote(record, this.#o.clock.now(), sentAt);
     term.extend(this.#validUntil(sentAt));
     // Ended while the renew was in flight (validUntil passed, or stopped): the reply cannot revive it.
     if (term.ended) throw lost(term, term.endReason ?? 'expired');
@@ -332,22 +301,11 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     return lost(term, reason);
   }
 
-  /** The last object we saw, if it shows this term (saves a GET before a CAS write). */
-  #cachedTermObject(term: Term): KubeObject | undefined {
-    const obj = this.#cache;
-    if (!obj) return undefined;
-    try {
-      return sameTerm(this.#parse(obj), term) ? obj : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   /** GET for renew; ends the term when the record is provably not ours (a malformed one included: never overwritten). */
   async #readTermObject(term: Term, signal: AbortSignal | undefined): Promise<KubeObject> {
     let snap: Snapshot;
     try {
-      snap = await this.#read(signal);
+      snap = await this.#io.read(signal);
     } catch (err) {
       if (!(err instanceof MalformedRecordError)) throw err;
       this.#warn(err);
@@ -356,46 +314,6 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     }
     if (!snap.obj || !snap.wire || !sameTerm(snap.wire, term)) throw this.#lose(term, snap);
     return snap.obj;
-  }
-
-  async #read(signal?: AbortSignal): Promise<Snapshot> {
-    const { api, mapper, requestTimeoutMs } = this.#o;
-    const res = await api.request<KubeObject>({ method: 'GET', path: mapper.objectPath(this.namespace, this.name), accept: [404], signal, timeoutMs: requestTimeoutMs });
-    const obj = res.status === 404 ? undefined : res.body;
-    this.#cache = obj;
-    return { obj, wire: obj && this.#parse(obj) };
-  }
-
-  #parse(obj: KubeObject): WireRecord {
-    return this.#o.mapper.read(obj);
-  }
-
-  async #put(body: KubeObject, signal: AbortSignal | undefined): Promise<number> {
-    const { api, mapper, requestTimeoutMs } = this.#o;
-    const res = await api.request<KubeObject>({ method: 'PUT', path: mapper.objectPath(this.namespace, this.name), body, accept: [404, 409], signal, timeoutMs: requestTimeoutMs });
-    this.#cache = res.status < 300 ? res.body : undefined;
-    return res.status;
-  }
-
-  async #create(body: KubeObject, signal: AbortSignal | undefined): Promise<number> {
-    const { api, mapper, requestTimeoutMs } = this.#o;
-    const res = await api.request<KubeObject>({ method: 'POST', path: mapper.collectionPath(this.namespace), body, accept: [409], signal, timeoutMs: requestTimeoutMs });
-    this.#cache = res.status < 300 ? res.body : undefined;
-    return res.status;
-  }
-
-  #write(current: KubeObject | undefined, record: WireRecord, extras: WriteExtras): KubeObject {
-    const { podIp, ports, labels } = this.#o;
-    return this.#o.mapper.write(current, { namespace: this.namespace, name: this.name }, record, { podIp, ports, labels, ...extras });
-  }
-
-  /** A MicroTime from the wall clock, unique among this lock's writes (a renewTime identifies one write). */
-  #nextTime(): string {
-    const date = this.#o.clock.date();
-    const ms = date.getTime();
-    this.#micros = ms === this.#lastTimeMs ? Math.min(999, this.#micros + 1) : 0;
-    this.#lastTimeMs = ms;
-    return formatMicroTime(date, this.#micros);
   }
 
   #validUntil(sentAt: number): number {
@@ -422,14 +340,6 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   #assertOpen(): void {
     if (this.#closing) throw new AbortedError(`kubernetes lock ${this.key} is closed`, { backend: 'kubernetes' });
   }
-}
-
-function sameTerm(wire: WireRecord, term: Term): boolean {
-  return wire.holder === term.holder && BigInt(wire.transitions) === term.token;
-}
-
-function isOurWrite(wire: WireRecord | undefined, record: WireRecord): boolean {
-  return !!wire && wire.holder === record.holder && wire.transitions === record.transitions && wire.renewTime === record.renewTime;
 }
 
 /** Gone or released by someone else: 'expired'; another record: 'taken'. */

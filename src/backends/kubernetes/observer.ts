@@ -1,3 +1,7 @@
+import type { LockState } from '../../core/lock.js';
+import { successorOf, type KubeObject } from './kinds.js';
+import { durationMs, recordIdentity, toLeaderRecord, type WireRecord } from './records.js';
+
 /**
  * Observer-side expiry, as client-go (`observedTime`) and Patroni (`_leader_observed_time`) judge it:
  * Kubernetes has no server-side TTL, so a record is live until *this process* has seen it unchanged
@@ -36,5 +40,59 @@ export class ObservedValue {
 
   get identity(): string | undefined {
     return this.#identity;
+  }
+}
+
+/** One read of the lock object: the object (undefined on 404) and its parsed record. */
+export interface Snapshot {
+  obj: KubeObject | undefined;
+  wire: WireRecord | undefined;
+}
+
+/**
+ * This process's judgement of one lock object: the leader record (live or expired) and a handover
+ * nomination. A nomination counts only while nobody holds the record, and expires by observation
+ * after the observer's own ttl (the released record's duration is client-go's 1 s, not the lease's).
+ */
+export class LockObserver {
+  readonly #leader = new ObservedValue();
+  readonly #successor = new ObservedValue();
+  readonly #ttlMs: number;
+
+  constructor(ttlMs: number) {
+    this.#ttlMs = ttlMs;
+  }
+
+  /** The state now, and when it changes by itself (an expiry), if it will. */
+  judge(snap: Snapshot, now: number): { state: LockState; changesAt: number | undefined } {
+    const { obj, wire } = snap;
+    if (!obj || !wire) {
+      this.#leader.reset();
+      this.#successor.reset();
+      return { state: {}, changesAt: undefined };
+    }
+    const state: LockState = {};
+    let changesAt: number | undefined;
+    if (wire.holder !== undefined) {
+      const expiresAt = this.#leader.observe(recordIdentity(wire), durationMs(wire, this.#ttlMs), now);
+      const leader = toLeaderRecord(wire, now < expiresAt, this.#ttlMs);
+      if (leader) state.leader = leader;
+      if (now < expiresAt) changesAt = expiresAt;
+    } else this.#leader.reset();
+    const successor = successorOf(obj);
+    if (successor !== undefined && wire.holder === undefined) {
+      const expiresAt = this.#successor.observe(`${successor}\n${recordIdentity(wire)}`, this.#ttlMs, now);
+      if (now < expiresAt) {
+        state.successor = successor;
+        changesAt = Math.min(changesAt ?? Infinity, expiresAt);
+      }
+    } else this.#successor.reset();
+    return { state, changesAt };
+  }
+
+  /** Our own confirmed write: its countdown starts at the write's send time (earlier than now: the safe side). */
+  wrote(record: WireRecord, now: number, sentAt: number): void {
+    this.#leader.observe(recordIdentity(record), durationMs(record, this.#ttlMs), now, sentAt);
+    this.#successor.reset();
   }
 }
