@@ -1,0 +1,265 @@
+/**
+ * EtcdLock against a real single-node etcd: the CAS conditions, tokens, foreign writers, handover,
+ * sharing one lease, fencing and typed errors. Each test uses its own key, so the real-time ones
+ * (lease expiry, ≥ 2 s each) run concurrently.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Etcd3 } from 'etcd3';
+import { EtcdLock, EtcdSession, fencedWrite } from '../../../src/backends/etcd/index.js';
+import { BackendUnavailableError, ForbiddenError, LockLostError } from '../../../src/core/errors.js';
+import type { LockState } from '../../../src/core/lock.js';
+import { ETCDCTL_BIN, freePort, startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+
+const TTL = 2000;
+let cluster: EtcdCluster;
+let raw: Etcd3;
+const locks: EtcdLock[] = [];
+let n = 0;
+const key = (): string => `/test/lock-${++n}/leader-key`;
+const lock = (k: string, extra: Partial<ConstructorParameters<typeof EtcdLock>[0]> = {}): EtcdLock => {
+  const l = new EtcdLock({ endpoints: cluster.endpoints, key: k, ttlMs: TTL, ...extra } as ConstructorParameters<typeof EtcdLock>[0]);
+  locks.push(l);
+  return l;
+};
+
+before(async () => {
+  cluster = await startEtcd();
+  raw = new Etcd3({ hosts: cluster.endpoints });
+});
+after(async () => {
+  await Promise.allSettled(locks.map((l) => l.close()));
+  raw?.close();
+  await cluster?.stop();
+});
+
+/** Waits (bounded) until `pred` holds for a state from `l.watch`. */
+async function until(l: EtcdLock, pred: (s: LockState) => boolean, ms: number): Promise<LockState> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  try {
+    for await (const s of l.watch({ signal: ac.signal })) if (pred(s)) return s;
+    throw new Error(`state not reached within ${ms} ms`);
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+}
+
+describe('EtcdLock on real etcd', { concurrency: true }, () => {
+  it('acquire creates the key with the bare holder name; token = create-revision; others get undefined', async () => {
+    const k = key();
+    const a = lock(k);
+    const b = lock(k);
+    const before = performance.now();
+    const term = await a.acquire('node-a');
+    const afterAcquire = performance.now();
+    assert.ok(term);
+    assert.equal(typeof term.token, 'bigint');
+    const stored = await raw.get(k).exec();
+    assert.equal(stored.kvs[0]!.value.toString(), 'node-a');
+    assert.equal(term.token, BigInt(stored.kvs[0]!.create_revision));
+    assert.equal(stored.kvs[0]!.lease, a.session.leaseId);
+    // validUntil = keep-alive send time + ttl·(1 − drift): between the call's start and end.
+    assert.ok(term.validUntil >= before + TTL * 0.99 && term.validUntil <= afterAcquire + TTL * 0.99, `validUntil ${term.validUntil - before}`);
+    assert.equal(await b.acquire('node-b'), undefined);
+    assert.equal(await b.acquire('node-a'), undefined, 'same identity, other incarnation: no shortcut');
+    assert.deepEqual((await b.get()).leader, { holder: 'node-a', token: term.token, ttlMs: TTL, live: true });
+  });
+
+  it('renew extends validUntil; a plain put by another writer (lease detached) is loss: taken', async () => {
+    const k = key();
+    const a = lock(k);
+    const term = (await a.acquire('a'))!;
+    const v0 = term.validUntil;
+    await new Promise((r) => setTimeout(r, 20));
+    await a.renew(term);
+    assert.ok(term.validUntil > v0);
+    await raw.put(k).value('intruder'); // keeps create_revision, drops our lease
+    await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'taken');
+    assert.equal(term.endReason, 'taken');
+    assert.equal(term.isValid(), false);
+  });
+
+  it('a keep-alive answering TTL 0 (lease revoked behind our back) is loss: expired', async () => {
+    const k = key();
+    const a = lock(k);
+    const term = (await a.acquire('a'))!;
+    await raw.leaseClient.leaseRevoke({ ID: a.session.leaseId! });
+    await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'expired');
+    // The next acquire grants a new lease.
+    const t2 = await a.acquire('a');
+    assert.ok(t2 && t2.token > term.token);
+  });
+
+  it('release is compare-and-delete on the token: an old term never deletes a successor', async () => {
+    const k = key();
+    const a = lock(k);
+    const b = lock(k);
+    const t1 = (await a.acquire('a'))!;
+    assert.equal(await a.release(t1), true);
+    assert.equal(t1.endReason, 'released');
+    const t2 = (await b.acquire('b'))!;
+    assert.ok(t2.token > t1.token, 'tokens increase across terms');
+    assert.equal(await a.release(t1), false);
+    assert.equal((await a.get()).leader?.holder, 'b');
+  });
+
+  it('a key without a lease (etcdctl put) is held forever: warning, never stolen', async () => {
+    const k = key();
+    await promisify(execFile)(ETCDCTL_BIN, ['--endpoints', cluster.endpoints[0]!, 'put', k, 'operator'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const a = lock(k);
+    const warnings: Error[] = [];
+    a.on('warning', (w) => warnings.push(w));
+    assert.equal(await a.acquire('a'), undefined);
+    assert.match(warnings[0]?.message ?? '', /without a lease/);
+    const s = await a.get();
+    assert.equal(s.leader?.holder, 'operator');
+    assert.equal(s.leader?.ttlMs, Number.POSITIVE_INFINITY);
+    assert.equal((await raw.get(k).string()), 'operator');
+  });
+
+  it('handover: nominee acquires at once, others hold back, nomination removed; Patroni failover record written', async () => {
+    const scope = `/service/ho-${++n}`;
+    const k = `${scope}/leader`;
+    const a = lock(k);
+    const b = lock(k);
+    const c = lock(k);
+    const t1 = (await a.acquire('a'))!;
+    assert.equal(await a.release(t1, { successor: 'c' }), true);
+    assert.equal(t1.endReason, 'handover');
+    assert.deepEqual(await b.get(), { successor: 'c' });
+    assert.equal(JSON.parse((await raw.get(`${scope}/failover`).string())!).member, 'c');
+    assert.equal(await b.acquire('b'), undefined);
+    const t3 = await c.acquire('c');
+    assert.ok(t3 && t3.token > t1.token);
+    assert.deepEqual(await b.get(), { leader: { holder: 'c', token: t3.token, ttlMs: TTL, live: true } });
+    assert.equal(await raw.get(`${scope}/failover`).string(), null, 'the nominee completes Patroni failover');
+  });
+
+  it('handover to a nominee that never comes: another candidate leads after the nomination expires (real time)', async () => {
+    const k = key();
+    const a = lock(k);
+    const b = lock(k);
+    const t1 = (await a.acquire('a'))!;
+    const released = performance.now();
+    await a.release(t1, { successor: 'ghost' });
+    assert.equal(await b.acquire('b'), undefined);
+    await until(b, (s) => s.successor === undefined && !s.leader, TTL + 2000);
+    const waited = performance.now() - released;
+    assert.ok(waited >= TTL - 100, `nomination lived ${waited} ms`);
+    assert.ok(await b.acquire('b'));
+  });
+
+  it('a crashed holder (lease abandoned) is replaced after ttl + etcd expiry tick (real time)', async () => {
+    const k = key();
+    const a = lock(k);
+    const b = lock(k);
+    const t1 = (await a.acquire('a'))!;
+    const lastRefresh = performance.now();
+    a.session.abandon();
+    await until(b, (s) => !s.leader, TTL + 2000);
+    const gap = performance.now() - lastRefresh;
+    assert.ok(gap >= TTL - 100 && gap < TTL + 1500, `key vanished ${gap} ms after the last refresh`);
+    const t2 = await b.acquire('b');
+    assert.ok(t2 && t2.token > t1.token);
+  });
+
+  it('watch: current state first, then every holder change in order', async () => {
+    const k = key();
+    const a = lock(k);
+    const b = lock(k);
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const done = (async () => {
+      for await (const s of b.watch({ signal: ac.signal })) {
+        seen.push(s.leader ? `${s.leader.holder}@${s.leader.token}` : '-');
+        if (seen.length === 4) ac.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    const t1 = (await a.acquire('a'))!;
+    await a.release(t1);
+    const t2 = (await a.acquire('a2'))!;
+    await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`saw ${seen.join(',')}`)), 3000))]);
+    assert.deepEqual(seen, ['-', `a@${t1.token}`, '-', `a2@${t2.token}`]);
+  });
+
+  it('one shared session = one lease for every lock; the last close revokes it', async () => {
+    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL });
+    try {
+      const l1 = new EtcdLock({ session, key: key() });
+      const l2 = new EtcdLock({ session, key: key() });
+      const t1 = (await l1.acquire('x'))!;
+      const t2 = (await l2.acquire('x'))!;
+      assert.equal(l1.leaseOf(t1), l2.leaseOf(t2));
+      const lease = session.leaseId!;
+      await l1.close();
+      assert.equal(Number((await raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL) > 0, true, 'still used by l2');
+      await l2.close();
+      assert.equal(Number((await raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL), -1, 'revoked by the last close');
+      assert.throws(() => new EtcdLock({ session, key: '/k', endpoints: cluster.endpoints, ttlMs: 5000 }), /endpoints belongs to the shared session[\s\S]*ttlMs \(5000\) differs/);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('fenced writes: applied while holding, refused by etcd once a successor holds the key', async () => {
+    const k = key();
+    const a = lock(k);
+    const b = lock(k);
+    const t1 = (await a.acquire('a'))!;
+    assert.equal((await a.fencedWrite(t1, [{ put: `${k}/data`, value: 'from-a' }])).ok, true);
+    await raw.delete().key(k); // a's key vanishes behind its back (as after a pause past its lease)
+    const t2 = (await b.acquire('b'))!;
+    const stale = { token: t1.token, isValid: () => true }; // a paused leader whose clock did not notice
+    assert.deepEqual((await fencedWrite(raw.kv, k, stale, [{ put: `${k}/data`, value: 'stale' }])).refusedBy, 'etcd');
+    assert.equal((await b.fencedWrite(t2, [{ put: `${k}/data`, value: 'from-b' }])).ok, true);
+    assert.equal(await raw.get(`${k}/data`).string(), 'from-b');
+    await a.release(t1);
+    assert.deepEqual(await a.fencedWrite(t1, [{ put: `${k}/data`, value: 'late' }]), { ok: false, refusedBy: 'term' });
+  });
+
+  it('etcd unreachable → BackendUnavailableError within the request timeout', async () => {
+    const port = await freePort();
+    const l = new EtcdLock({ endpoints: [`http://127.0.0.1:${port}`], key: key(), ttlMs: TTL, requestTimeoutMs: 500 });
+    locks.push(l);
+    const t0 = performance.now();
+    await assert.rejects(l.acquire('a'), BackendUnavailableError);
+    await assert.rejects(l.get(), BackendUnavailableError);
+    assert.ok(performance.now() - t0 < 2500);
+  });
+});
+
+describe('EtcdLock with etcd authentication', () => {
+  let authCluster: EtcdCluster;
+  before(async () => {
+    authCluster = await startEtcd();
+    const ctl = (...args: string[]) => promisify(execFile)(ETCDCTL_BIN, ['--endpoints', authCluster.endpoints[0]!, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+    await ctl('user', 'add', 'root', '--new-user-password', 'rootpw');
+    await ctl('user', 'add', 'app', '--new-user-password', 'apppw');
+    await ctl('role', 'add', 'app');
+    await ctl('role', 'grant-permission', 'app', '--prefix=true', 'readwrite', '/app/');
+    await ctl('user', 'grant-role', 'app', 'app');
+    await ctl('auth', 'enable');
+  });
+  after(() => authCluster?.stop());
+
+  it('a wrong password and a key outside the granted prefix are ForbiddenError; the right ones work', async () => {
+    const bad = new EtcdLock({ endpoints: authCluster.endpoints, key: '/app/leader', ttlMs: TTL, username: 'app', password: 'nope' });
+    const denied = new EtcdLock({ endpoints: authCluster.endpoints, key: '/other/leader', ttlMs: TTL, username: 'app', password: 'apppw' });
+    const good = new EtcdLock({ endpoints: authCluster.endpoints, key: '/app/leader', ttlMs: TTL, username: 'app', password: 'apppw' });
+    try {
+      await assert.rejects(bad.acquire('a'), (e: unknown) => e instanceof ForbiddenError && !/nope/.test((e as Error).message));
+      await assert.rejects(denied.acquire('a'), ForbiddenError);
+      const t = await good.acquire('a');
+      assert.ok(t);
+      await good.renew(t);
+      assert.equal(await good.release(t), true);
+    } finally {
+      await Promise.allSettled([bad.close(), denied.close(), good.close()]);
+    }
+  });
+});
