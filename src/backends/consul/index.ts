@@ -1,0 +1,8 @@
+/**
+ * leaderlock/consul — a leader key in Consul KV held through a session, and Patroni-style service
+ * registration with role tags. See the README's Consul section for guarantees and timings.
+ */
+export { ConsulLock } from './lock.js';
+export type { ConsulLockOptions } from './options.js';
+export { ConsulClient, resolveConnection, goDuration } from './client.js';
+export type { ConsulApi, ConsulConnectionOptions, KvPair, KvRead, CallOptions, SessionSpec, ServiceSpec } from './client.js';
