@@ -1,0 +1,114 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AbortedError,
+  BackendUnavailableError,
+  ConfigError,
+  DeadlineExceededError,
+  ForbiddenError,
+  LeaderLockError,
+  LockLostError,
+  MalformedRecordError,
+  isAmbiguous,
+  redact,
+} from '../../src/core/errors.js';
+import { Problems, checkIdentity, checkTtl } from '../../src/core/options.js';
+
+describe('errors', () => {
+  it('each class has its literal code and name, and instanceof follows the hierarchy', () => {
+    const cases = [
+      [new LeaderLockError('x'), 'LEADERLOCK_ERROR', 'LeaderLockError'],
+      [new ConfigError('x'), 'LEADERLOCK_CONFIG', 'ConfigError'],
+      [new LockLostError('x'), 'LEADERLOCK_LOST', 'LockLostError'],
+      [new BackendUnavailableError('x'), 'LEADERLOCK_UNAVAILABLE', 'BackendUnavailableError'],
+      [new DeadlineExceededError('x'), 'LEADERLOCK_DEADLINE', 'DeadlineExceededError'],
+      [new ForbiddenError('x'), 'LEADERLOCK_FORBIDDEN', 'ForbiddenError'],
+      [new MalformedRecordError('x'), 'LEADERLOCK_MALFORMED', 'MalformedRecordError'],
+      [new AbortedError('x'), 'LEADERLOCK_ABORTED', 'AbortedError'],
+    ] as const;
+    for (const [err, code, name] of cases) {
+      assert.equal(err.code, code);
+      assert.equal(err.name, name);
+      assert.ok(err instanceof LeaderLockError, `${name} is a LeaderLockError`);
+      assert.ok(err instanceof Error);
+      assert.match(String(err.stack), new RegExp(name));
+    }
+    const deadline = new DeadlineExceededError('slow');
+    assert.ok(deadline instanceof BackendUnavailableError, 'a deadline is a kind of unavailability');
+    assert.ok(!(new BackendUnavailableError('x') instanceof DeadlineExceededError));
+    assert.ok(!(deadline instanceof ForbiddenError));
+    assert.ok(!(new LockLostError('x') instanceof ConfigError));
+    assert.ok(!({} instanceof LeaderLockError));
+    assert.ok(!(new Error('x') instanceof LockLostError));
+  });
+
+  it('carries backend, status, reason and cause', () => {
+    const cause = new Error('ECONNRESET');
+    const err = new ForbiddenError('denied', { backend: 'kubernetes', status: 403, reason: 'Forbidden', cause });
+    assert.equal(err.backend, 'kubernetes');
+    assert.equal(err.status, 403);
+    assert.equal(err.reason, 'Forbidden');
+    assert.equal(err.cause, cause);
+    assert.equal(new LockLostError('x').cause, undefined);
+  });
+
+  it('instanceof works across two copies of the module (two package versions in one tree)', async () => {
+    const url = new URL('../../src/core/errors.ts?second-copy', import.meta.url).href;
+    const copy = (await import(url)) as typeof import('../../src/core/errors.js');
+    assert.notEqual(copy.DeadlineExceededError, DeadlineExceededError, 'really a second copy');
+    const foreign = new copy.DeadlineExceededError('from the other copy');
+    assert.ok(foreign instanceof DeadlineExceededError);
+    assert.ok(foreign instanceof BackendUnavailableError);
+    assert.ok(foreign instanceof LeaderLockError);
+    assert.ok(!(foreign instanceof ForbiddenError));
+    assert.ok(new LockLostError('x') instanceof copy.LockLostError);
+    assert.ok(!(new copy.BackendUnavailableError('x') instanceof DeadlineExceededError));
+  });
+
+  it('redacts credentials from messages', () => {
+    const leaks = [
+      ['request failed: Authorization: Bearer eyJhbGciOi.secret.sig', 'eyJhbGciOi'],
+      ['GET /v1/kv/x?token=s3cr3t&index=5', 's3cr3t'],
+      ['X-Consul-Token: 0a1b2c3d-secret', '0a1b2c3d'],
+      ['connect https://admin:hunter2@127.0.0.1:2379 refused', 'hunter2'],
+      ['sent bearer abc123== upstream', 'abc123'],
+    ] as const;
+    for (const [text, secret] of leaks) {
+      for (const err of [new LeaderLockError(text), new BackendUnavailableError(text), new ConfigError([text, 'other'])]) {
+        assert.ok(!err.message.includes(secret), `${err.name} message leaks ${secret}: ${err.message}`);
+      }
+      assert.ok(redact(text).includes('[redacted]'));
+    }
+    assert.equal(redact('term 42 of "node-a" ended'), 'term 42 of "node-a" ended', 'ordinary text is untouched');
+  });
+
+  it('ConfigError lists every problem at once', () => {
+    const p = new Problems();
+    checkTtl(p, -5);
+    checkIdentity(p, '');
+    p.check(false, 'renewDeadlineMs must be less than ttlMs × (1 − drift)');
+    assert.equal(p.count, 3);
+    let caught: unknown;
+    try {
+      p.throwIfAny('etcd');
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConfigError);
+    assert.equal(caught.code, 'LEADERLOCK_CONFIG');
+    assert.equal(caught.backend, 'etcd');
+    assert.equal(caught.problems.length, 3);
+    for (const problem of caught.problems) assert.ok(caught.message.includes(problem));
+    assert.ok(Object.isFrozen(caught.problems));
+    assert.doesNotThrow(() => new Problems().throwIfAny());
+    assert.equal(new ConfigError('one thing').message, 'invalid options: one thing');
+  });
+
+  it('isAmbiguous: unavailability and deadlines may have been applied, the rest not', () => {
+    assert.equal(isAmbiguous(new BackendUnavailableError('x')), true);
+    assert.equal(isAmbiguous(new DeadlineExceededError('x')), true);
+    assert.equal(isAmbiguous(new LockLostError('x')), false);
+    assert.equal(isAmbiguous(new ForbiddenError('x')), false);
+    assert.equal(isAmbiguous(new Error('x')), false);
+  });
+});
