@@ -7,3 +7,4 @@ export { VirtualClock, DriftingClock } from './virtual-clock.js';
 export type { VirtualClockOptions } from './virtual-clock.js';
 export { lockConformance, type ConformanceHarness, type ConformanceTestApi } from './conformance.js';
 export * from './fake-consul/index.js';
+export * from './fake-kube/index.js';

@@ -1,0 +1,464 @@
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { Pool } from 'undici';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { AbortedError, BackendUnavailableError, DeadlineExceededError, LeaderLockError } from '../../core/errors.js';
+import { logger } from '../../core/log.js';
+import { Problems } from '../../core/options.js';
+import { errorText } from '../../core/retry.js';
+import { inClusterConfig, isInCluster, kubeconfigConfig, type KubeConnectionConfig } from './config.js';
+import { fileTokenSource, staticTokenSource, type TokenSource } from './credentials.js';
+import { serviceResolver, type ApiEndpointResolver, type ResolverContext } from './resolver.js';
+import { retryAfterMs, statusError } from './status.js';
+import { parseWatchStream, type WatchEvent } from './watch-stream.js';
+
+const log = logger('k8s:client');
+
+export interface KubeRequestOptions {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** '/apis/coordination.k8s.io/v1/namespaces/ns/leases/name' */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** JSON-serialised. */
+  body?: unknown;
+  /** PATCH: 'application/merge-patch+json' (default) | 'application/strategic-merge-patch+json' | 'application/json-patch+json'. */
+  contentType?: string;
+  /** Non-2xx statuses returned instead of thrown, e.g. [404, 409]. */
+  accept?: readonly number[];
+  signal?: AbortSignal;
+  /** Deadline for the whole call including rotation between API endpoints. Default `requestTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+export interface KubeResponse<T = unknown> {
+  status: number;
+  body: T;
+}
+
+export interface KubeWatchOptions {
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  signal: AbortSignal;
+  /** End the stream with `DeadlineExceededError` when nothing (not even a bookmark) arrives for this long. Default: no idle limit. */
+  idleTimeoutMs?: number;
+}
+
+export type { WatchEvent } from './watch-stream.js';
+
+export interface KubeClientOptions {
+  /** API server URL. With it, only explicit options are used (no in-cluster or kubeconfig lookup). */
+  server?: string | URL;
+  /** Name the server certificate must carry. Default: the server URL's host. */
+  servername?: string;
+  /** PEM CA bundle. */
+  ca?: string;
+  /** PEM client certificate and key. */
+  cert?: string;
+  key?: string;
+  /** Bearer token, token file (re-read every 60 s and on 401), or your own source. */
+  token?: string;
+  tokenFile?: string;
+  tokenSource?: TokenSource;
+  /** Default namespace. */
+  namespace?: string;
+  /** Fully resolved connection settings (e.g. from `kubeconfigConfig()`); wins over the fields above. */
+  connection?: KubeConnectionConfig;
+  /** Which addresses to dial. Default `serviceResolver()`; `endpointsResolver()` bypasses kube-proxy. */
+  resolver?: ApiEndpointResolver;
+  /** Default deadline of one `request()`, ms. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** Connections per API endpoint. Default 4. */
+  connections?: number;
+  userAgent?: string;
+  /** Clock for token re-reads and resolver refreshes (request deadlines are real time). */
+  clock?: Clock;
+}
+
+export interface KubeSwitchEvent {
+  from?: URL;
+  to: URL;
+  reason: string;
+}
+
+export interface KubeClientStats {
+  requests: number;
+  /** Tries that failed at the transport level or with 5xx (each rotates). */
+  failedTries: number;
+  /** Times a request succeeded on a different endpoint than the previous success (readable by a metrics exporter). */
+  switches: number;
+  /** The endpoint of the last success. */
+  endpoint?: string;
+}
+
+/** The structural slice KubernetesLock depends on. */
+export type KubeApi = Pick<KubeClient, 'request' | 'watch' | 'namespace'>;
+
+type ResponseBody = import('undici').Dispatcher.ResponseData['body'];
+interface OnceResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  stream: ResponseBody | undefined;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+function queryString(query: Query | undefined): string {
+  if (!query) return '';
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.append(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+function parseBody(text: string, contentType: string | string[] | undefined): unknown {
+  const ct = String(contentType ?? '');
+  if (text === '') return undefined;
+  if (ct.includes('json') || text.startsWith('{') || text.startsWith('[')) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function resolveConnection(options: KubeClientOptions): KubeConnectionConfig {
+  if (options.connection) return options.connection;
+  if (options.server !== undefined) {
+    const p = new Problems();
+    let server: URL | undefined;
+    try {
+      server = new URL(options.server);
+    } catch {
+      p.add(`server must be a URL, got ${JSON.stringify(String(options.server))}`);
+    }
+    p.check(!server || server.protocol === 'https:', `server must be https, got ${server?.protocol}`);
+    p.check(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, `requestTimeoutMs must be > 0, got ${options.requestTimeoutMs}`);
+    p.check([options.token, options.tokenFile, options.tokenSource].filter((x) => x !== undefined).length <= 1, 'give at most one of token, tokenFile, tokenSource');
+    p.throwIfAny('kubernetes');
+    const host = server!.hostname.replace(/^\[|\]$/g, '');
+    const clockOpt = options.clock ? { clock: options.clock } : {};
+    return {
+      server: server!,
+      servername: options.servername ?? host,
+      ...(options.ca ? { ca: options.ca } : {}),
+      ...(options.cert ? { cert: options.cert } : {}),
+      ...(options.key ? { key: options.key } : {}),
+      tokenSource: options.tokenSource ?? (options.tokenFile ? fileTokenSource(options.tokenFile, clockOpt) : staticTokenSource(options.token)),
+      namespace: options.namespace ?? 'default',
+      source: 'explicit',
+    };
+  }
+  const clockOpt = options.clock ? { clock: options.clock } : {};
+  return isInCluster() ? inClusterConfig(clockOpt) : kubeconfigConfig(clockOpt);
+}
+
+/**
+ * A small Kubernetes API client on undici: one connection pool per API endpoint, TLS always verified
+ * against `servername` (also when dialing a bare API server IP), bearer tokens re-read on 401 (then
+ * the request is retried once), `Retry-After` honoured for 429/503 within the deadline, rotation
+ * between endpoints by an `ApiEndpointResolver`, and Status bodies turned into typed errors.
+ *
+ * Emits `warning` (LeaderLockError) and `switch` ({ from?, to, reason }). Tokens never appear in
+ * logs or errors.
+ */
+export class KubeClient extends EventEmitter {
+  readonly namespace: string;
+  /** The configured server (the service address in a cluster). */
+  readonly server: URL;
+  readonly servername: string;
+  readonly #conn: KubeConnectionConfig;
+  readonly #resolver: ApiEndpointResolver;
+  readonly #timeoutMs: number;
+  readonly #connections: number;
+  readonly #userAgent: string;
+  readonly #clock: Clock;
+  readonly #pools = new Map<string, Pool>();
+  #lastGood: URL | undefined;
+  #lastFailure: string | undefined;
+  #closed = false;
+  #requests = 0;
+  #failedTries = 0;
+  #switches = 0;
+
+  constructor(options: KubeClientOptions = {}) {
+    super();
+    this.#conn = resolveConnection(options);
+    this.namespace = options.namespace ?? this.#conn.namespace;
+    this.server = this.#conn.server;
+    this.servername = this.#conn.servername;
+    this.#timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#connections = options.connections ?? 4;
+    this.#userAgent = options.userAgent ?? 'leaderlock';
+    this.#clock = options.clock ?? systemClock;
+    this.#resolver = options.resolver ?? serviceResolver();
+    this.#resolver.attach?.(this.#resolverContext());
+  }
+
+  /** A client from a kubeconfig file (default `$KUBECONFIG` or `~/.kube/config`) and context (default current). */
+  static async fromKubeconfig(path?: string, context?: string, options: Omit<KubeClientOptions, 'connection' | 'server'> = {}): Promise<KubeClient> {
+    const connection = kubeconfigConfig({ ...(path ? { path } : {}), ...(context ? { context } : {}), ...(options.clock ? { clock: options.clock } : {}) });
+    return new KubeClient({ ...options, connection });
+  }
+
+  get stats(): KubeClientStats {
+    return {
+      requests: this.#requests,
+      failedTries: this.#failedTries,
+      switches: this.#switches,
+      ...(this.#lastGood ? { endpoint: this.#lastGood.href } : {}),
+    };
+  }
+
+  /**
+   * One API call within `timeoutMs`: tries the resolver's candidates in order, each try getting its
+   * share of the time left; a refused/reset/TLS/timeout/5xx try rotates to the next. 2xx and the
+   * `accept`ed statuses resolve; 401 (after one token re-read) and 403 throw `ForbiddenError`; every
+   * endpoint failing throws `BackendUnavailableError` (`DeadlineExceededError` when time ran out);
+   * other statuses throw `LeaderLockError` with `status` and `reason`. A write that timed out may
+   * have been applied: re-read before deciding.
+   */
+  async request<T = unknown>(opts: KubeRequestOptions): Promise<KubeResponse<T>> {
+    const res = await this.#call(opts, undefined, false);
+    return { status: res.status, body: res.body as T };
+  }
+
+  /**
+   * Watches `path` (`watch=true` is added). Connecting rotates like `request()`; once streaming, the
+   * events are yielded as they arrive, `ERROR` events included (e.g. 410 Expired: re-list). Ends when
+   * the server ends the stream or `signal` aborts.
+   */
+  async *watch(opts: KubeWatchOptions): AsyncIterable<WatchEvent> {
+    const res = await this.#call(
+      { method: 'GET', path: opts.path, query: { ...opts.query, watch: 'true' }, signal: opts.signal },
+      undefined,
+      true,
+      opts.idleTimeoutMs,
+    );
+    const body = res.stream!;
+    try {
+      yield* parseWatchStream(body);
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      const code = (err as { code?: string }).code;
+      if (code === 'UND_ERR_BODY_TIMEOUT') {
+        throw new DeadlineExceededError(`watch ${opts.path}: nothing received for ${opts.idleTimeoutMs} ms`, { backend: 'kubernetes', cause: err });
+      }
+      throw new BackendUnavailableError(`watch ${opts.path} broke: ${errorText(err)}`, { backend: 'kubernetes', cause: err });
+    } finally {
+      body.destroy();
+    }
+  }
+
+  /** Closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#resolver.close?.();
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.allSettled(pools.map((p) => p.destroy()));
+  }
+
+  #resolverContext(): ResolverContext {
+    return {
+      serviceUrl: this.#conn.server,
+      clock: this.#clock,
+      read: async (urls, path, query, timeoutMs) => {
+        const r = await this.#call({ method: 'GET', path, query, accept: [403, 404], timeoutMs }, urls, false);
+        return { status: r.status, body: r.body };
+      },
+      warn: (err) => this.#warn(err),
+    };
+  }
+
+  #warn(err: LeaderLockError): void {
+    log('warning: %s', err.message);
+    if (this.listenerCount('warning') > 0) this.emit('warning', err);
+  }
+
+  #pool(url: URL): Pool {
+    let pool = this.#pools.get(url.origin);
+    if (!pool) {
+      const expected = this.#conn.servername;
+      pool = new Pool(url.origin, {
+        connections: this.#connections,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        connect: {
+          rejectUnauthorized: true,
+          // SNI only carries DNS names; an IP servername is still checked below.
+          ...(isIP(expected) ? {} : { servername: expected }),
+          // Verify against the service name whatever address we dialed (a bare API server IP).
+          checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(expected, cert),
+          ...(this.#conn.ca ? { ca: this.#conn.ca } : {}),
+          ...(this.#conn.cert ? { cert: this.#conn.cert } : {}),
+          ...(this.#conn.key ? { key: this.#conn.key } : {}),
+        },
+      });
+      this.#pools.set(url.origin, pool);
+    }
+    return pool;
+  }
+
+  #dropPool(url: URL): void {
+    const pool = this.#pools.get(url.origin);
+    if (!pool) return;
+    this.#pools.delete(url.origin);
+    // A pool whose request timed out may hold a connection to a blackholed server: never reuse it.
+    pool.destroy().catch(() => {});
+  }
+
+  #noteSuccess(url: URL): void {
+    const from = this.#lastGood;
+    if (from && from.href === url.href) return;
+    this.#lastGood = url;
+    if (from) this.#switches++;
+    const reason = from ? (this.#lastFailure ?? 'resolver changed the order') : 'first connection';
+    log('using %s (%s)', url.host, reason);
+    this.emit('switch', { ...(from ? { from } : {}), to: url, reason } satisfies KubeSwitchEvent);
+  }
+
+  async #call(
+    opts: KubeRequestOptions,
+    fixedUrls: readonly URL[] | undefined,
+    stream: boolean,
+    idleTimeoutMs?: number,
+  ): Promise<{ status: number; body: unknown; stream?: ResponseBody }> {
+    if (this.#closed) throw new AbortedError('KubeClient is closed', { backend: 'kubernetes' });
+    this.#requests++;
+    const what = `${opts.method} ${opts.path}`;
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    const start = performance.now();
+    const remaining = (): number => timeoutMs - (performance.now() - start);
+    let tokenRetried = false;
+    let lastErr: LeaderLockError | undefined;
+    for (let round = 0; round < 4 && remaining() > 0; round++) {
+      if (round > 0) await this.#sleep(Math.min(25 * 2 ** round, remaining()), opts.signal);
+      const urls = fixedUrls ?? (await this.#resolver.candidates());
+      for (let i = 0; i < urls.length; i++) {
+        const left = remaining();
+        if (left <= 0) break;
+        if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'kubernetes', cause: opts.signal.reason });
+        const url = urls[i]!;
+        const share = left / (urls.length - i);
+        let res: OnceResult;
+        try {
+          res = await this.#once(url, opts, share, stream, idleTimeoutMs);
+        } catch (err) {
+          if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'kubernetes', cause: opts.signal.reason });
+          if (err instanceof LeaderLockError && !(err instanceof BackendUnavailableError)) throw err;
+          this.#failedTries++;
+          lastErr = err as BackendUnavailableError;
+          this.#lastFailure = `${url.host}: ${errorText(err)}`;
+          if (err instanceof DeadlineExceededError) this.#dropPool(url);
+          this.#resolver.report(url, false, err);
+          continue;
+        }
+        const { status } = res;
+        if (status === 401 && !tokenRetried) {
+          // The projected token may have been rotated under us: re-read it and retry once.
+          tokenRetried = true;
+          this.#conn.tokenSource.invalidate();
+          res.stream?.destroy();
+          i--;
+          continue;
+        }
+        if (status === 429 || status >= 500) {
+          res.stream?.destroy();
+          const err = statusError(`${what} via ${url.host}`, status, res.body) as BackendUnavailableError;
+          lastErr = err;
+          const wait = retryAfterMs(res.headers['retry-after'], res.body, this.#clock.date().getTime());
+          if (status === 429 || (status === 503 && wait !== undefined)) {
+            // Overloaded, not broken: wait as asked if it fits the deadline, then retry.
+            const ms = wait ?? 1000;
+            if (ms >= remaining()) throw err;
+            await this.#sleep(ms, opts.signal);
+            if (status === 429) i--;
+            continue;
+          }
+          this.#failedTries++;
+          this.#lastFailure = `${url.host}: ${status}`;
+          this.#resolver.report(url, false, err);
+          continue;
+        }
+        this.#resolver.report(url, true);
+        this.#noteSuccess(url);
+        if ((status >= 200 && status < 300) || opts.accept?.includes(status)) {
+          return { status, body: res.body, ...(res.stream ? { stream: res.stream } : {}) };
+        }
+        res.stream?.destroy();
+        throw statusError(what, status, res.body);
+      }
+      if (fixedUrls) break;
+    }
+    if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'kubernetes', cause: opts.signal.reason });
+    if (remaining() <= 0) {
+      throw new DeadlineExceededError(`${what} did not complete within ${timeoutMs} ms${lastErr ? ` (last: ${lastErr.message})` : ''}`, {
+        backend: 'kubernetes',
+        cause: lastErr,
+        ...(lastErr?.status ? { status: lastErr.status } : {}),
+      });
+    }
+    throw lastErr ?? new BackendUnavailableError(`${what}: no API endpoint to try`, { backend: 'kubernetes' });
+  }
+
+  async #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await systemClock.sleep(Math.max(0, ms), signal);
+    } catch {
+      throw new AbortedError('request aborted', { backend: 'kubernetes', cause: signal?.reason });
+    }
+  }
+
+  /** One try against one endpoint, bounded by `tryMs` (for a stream: until the headers arrive). */
+  async #once(url: URL, opts: KubeRequestOptions, tryMs: number, stream: boolean, idleTimeoutMs: number | undefined): Promise<OnceResult> {
+    const what = `${opts.method} ${opts.path} via ${url.host}`;
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new DeadlineExceededError(`${what}: no answer within ${Math.round(tryMs)} ms`, { backend: 'kubernetes' }));
+    }, Math.max(1, tryMs));
+    const onAbort = (): void => ac.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      if (!stream) opts.signal?.removeEventListener('abort', onAbort);
+    };
+    try {
+      const token = await this.#conn.tokenSource.get();
+      const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
+      if (token) headers.authorization = `Bearer ${token}`;
+      let body: string | undefined;
+      if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers['content-type'] = opts.contentType ?? (opts.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
+      }
+      const res = await this.#pool(url).request({
+        path: opts.path + queryString(opts.query),
+        method: opts.method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        signal: ac.signal,
+        ...(stream ? { bodyTimeout: idleTimeoutMs ?? 0 } : {}),
+      });
+      if (stream && res.statusCode === 200) {
+        clearTimeout(timer);
+        res.body.once('close', () => opts.signal?.removeEventListener('abort', onAbort));
+        return { status: res.statusCode, headers: res.headers, body: undefined as unknown, stream: res.body };
+      }
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers, body: parseBody(text, res.headers['content-type']), stream: undefined };
+    } catch (err) {
+      if (timedOut) throw new DeadlineExceededError(`${what}: no answer within ${Math.round(tryMs)} ms`, { backend: 'kubernetes', cause: err });
+      if (err instanceof LeaderLockError) throw err;
+      throw new BackendUnavailableError(`${what}: ${errorText(err)}`, { backend: 'kubernetes', cause: err });
+    } finally {
+      cleanup();
+    }
+  }
+}
