@@ -14,6 +14,9 @@ import {
 } from '../../src/core/errors.js';
 import { Problems, checkIdentity, checkTtl } from '../../src/core/options.js';
 
+/** instanceof without TypeScript narrowing the value (so several checks on one value stay typeable). */
+const isA = (value: unknown, cls: abstract new (...args: never[]) => unknown): boolean => value instanceof cls;
+
 describe('errors', () => {
   it('each class has its literal code and name, and instanceof follows the hierarchy', () => {
     const cases = [
@@ -34,12 +37,12 @@ describe('errors', () => {
       assert.match(String(err.stack), new RegExp(name));
     }
     const deadline = new DeadlineExceededError('slow');
-    assert.ok(deadline instanceof BackendUnavailableError, 'a deadline is a kind of unavailability');
-    assert.ok(!(new BackendUnavailableError('x') instanceof DeadlineExceededError));
-    assert.ok(!(deadline instanceof ForbiddenError));
-    assert.ok(!(new LockLostError('x') instanceof ConfigError));
-    assert.ok(!({} instanceof LeaderLockError));
-    assert.ok(!(new Error('x') instanceof LockLostError));
+    assert.ok(isA(deadline, BackendUnavailableError), 'a deadline is a kind of unavailability');
+    assert.ok(!isA(new BackendUnavailableError('x'), DeadlineExceededError));
+    assert.ok(!isA(deadline, ForbiddenError));
+    assert.ok(!isA(new LockLostError('x'), ConfigError));
+    assert.ok(!isA({}, LeaderLockError));
+    assert.ok(!isA(new Error('x'), LockLostError));
   });
 
   it('carries backend, status, reason and cause', () => {
@@ -57,12 +60,12 @@ describe('errors', () => {
     const copy = (await import(url)) as typeof import('../../src/core/errors.js');
     assert.notEqual(copy.DeadlineExceededError, DeadlineExceededError, 'really a second copy');
     const foreign = new copy.DeadlineExceededError('from the other copy');
-    assert.ok(foreign instanceof DeadlineExceededError);
-    assert.ok(foreign instanceof BackendUnavailableError);
-    assert.ok(foreign instanceof LeaderLockError);
-    assert.ok(!(foreign instanceof ForbiddenError));
-    assert.ok(new LockLostError('x') instanceof copy.LockLostError);
-    assert.ok(!(new copy.BackendUnavailableError('x') instanceof DeadlineExceededError));
+    assert.ok(isA(foreign, DeadlineExceededError));
+    assert.ok(isA(foreign, BackendUnavailableError));
+    assert.ok(isA(foreign, LeaderLockError));
+    assert.ok(!isA(foreign, ForbiddenError));
+    assert.ok(isA(new LockLostError('x'), copy.LockLostError));
+    assert.ok(!isA(new copy.BackendUnavailableError('x'), DeadlineExceededError));
   });
 
   it('redacts credentials from messages', () => {
