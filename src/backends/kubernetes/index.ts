@@ -12,3 +12,4 @@ export { staticTokenSource, fileTokenSource, execTokenSource } from './credentia
 export type { TokenSource, ExecCredentialConfig } from './credentials.js';
 export { statusError, isStatus } from './status.js';
 export type { KubeStatus } from './status.js';
+export { KubernetesLock, PodRoleLabels, type KubernetesLockOptions, type RoleLabelOptions, type LockKind, type EndpointPort, type KubeLockApi } from './lock.js';

@@ -350,3 +350,8 @@ function lossReason(snap: Snapshot): LostReason {
 function lost(term: Term, reason: string): LockLostError {
   return new LockLostError(`term ${term.token} of ${JSON.stringify(term.holder)} is over: ${reason}`, { backend: 'kubernetes', reason });
 }
+
+export type { KubernetesLockOptions } from './lock-options.js';
+export type { LockKind, EndpointPort } from './kinds.js';
+export type { KubeLockApi } from './lock-api.js';
+export { PodRoleLabels, type RoleLabelOptions } from './role-labels.js';
