@@ -75,7 +75,12 @@ async function blocking(state: ConsulState, req: FakeRequest, read: () => FakeRe
   if (!min) return r;
   const deadline = state.clock.now() + waitMs;
   while (r.index <= min && state.clock.now() < deadline && !req.signal.aborted) {
-    await state.waitForChange(deadline - state.clock.now(), req.signal);
+    state.parked += 1;
+    try {
+      await state.waitForChange(deadline - state.clock.now(), req.signal);
+    } finally {
+      state.parked -= 1;
+    }
     r = read();
   }
   return r;

@@ -131,6 +131,13 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
   get unknownRequests(): RecordedRequest[] {
     return this.requests.filter((r) => !r.known);
   }
+  /**
+   * Blocking queries parked waiting for a change. A test that counts its client's pending requests
+   * can wait until pending == parked: then every other request has been answered (the system is idle).
+   */
+  get parkedRequests(): number {
+    return this.#state.parked;
+  }
   /** Current raft index. */
   get index(): number {
     return this.#state.index;

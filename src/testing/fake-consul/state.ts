@@ -92,6 +92,8 @@ export class ConsulState {
   readonly services = new Map<string, ServiceEntry>();
   readonly checks = new Map<string, CheckEntry>();
   readonly #waiters = new Set<() => void>();
+  /** Blocking queries currently parked waiting for a change (lets tests tell idle from busy). */
+  parked = 0;
   /** Called after a session ends; the server turns it into an event. */
   onSessionEnd: ((session: SessionEntry, reason: SessionEndReason) => void) | undefined;
 
