@@ -80,6 +80,11 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
   readonly #net: Network;
   readonly #id: string;
   #seq = 0;
+  /**
+   * Terms whose record may still be in the store — including ones ended only locally (deadline,
+   * local expiry): close() releases them by CAS. Forgotten once the store says they are gone
+   * (release, LockLostError) or a newer term of this lock replaced them.
+   */
   readonly #terms = new Set<Term>();
   readonly #watchCleanups = new Set<() => void>();
   #closing: Promise<void> | undefined;
@@ -161,6 +166,7 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
     const sentAt = this.#o.clock.now();
     const r = await this.#request('renew', () => this.store.refresh(this.key, term.token, term.holder, this.ttlMs), options.signal);
     if (!r.ok) {
+      this.#terms.delete(term);
       term.end(r.reason);
       throw lost(term, r.reason);
     }
@@ -185,6 +191,7 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
     }
     const nominate = successor === undefined ? undefined : { successor, ttlMs: this.ttlMs };
     const r = await this.#request('release', () => this.store.delete(this.key, term.token, term.holder, nominate));
+    this.#terms.delete(term);
     term.end(r.ok ? (successor === undefined ? 'released' : 'handover') : r.reason);
     return r.ok;
   }
@@ -266,8 +273,8 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
 
   #startTerm(holder: string, token: bigint, sentAt: number): Term {
     const term = new Term({ holder, token, validUntil: sentAt + this.ttlMs * (1 - this.#o.drift), clock: this.#o.clock, backend: 'memory' });
+    this.#terms.clear(); // the key now has a newer token: older terms of ours are gone from the store
     this.#terms.add(term);
-    term.signal.addEventListener('abort', () => this.#terms.delete(term), { once: true });
     if (this.#closing) {
       // Closed while the acquire was in flight: give the key back rather than hold it from a closed lock.
       void this.release(term).catch(() => term.end('stopped'));

@@ -316,6 +316,55 @@ describe('MemoryLock', () => {
     assert.throws(() => l.faults.partition(Number.NaN), ConfigError);
   });
 
+  it('a nomination lives exactly ttl on the store clock; the nominee acquires at once', async () => {
+    const { clock, store, lock } = setup();
+    const [a, b, c] = [lock(), lock(), lock()];
+    const t = (await a.acquire('a'))!;
+    await clock.advance(100);
+    assert.equal(await a.release(t, { successor: 'b' }), true);
+    assert.equal(t.endReason, 'handover');
+    await clock.advance(TTL - 1);
+    assert.equal(await c.acquire('c'), undefined, 'held back until the nomination lapses');
+    assert.equal(store.peek().successor, 'b');
+    await clock.advance(1);
+    assert.equal(store.peek().successor, undefined);
+    assert.ok(await c.acquire('c'));
+    assert.equal(await b.acquire('b'), undefined, 'a lapsed nomination gives no priority');
+  });
+
+  it('close() releases a term that was ended only locally (e.g. by the elector’s deadline)', async () => {
+    const { store, lock } = setup();
+    const l = lock();
+    const t = (await l.acquire('a'))!;
+    t.end('deadline');
+    assert.equal(store.peek().leader?.token, t.token, 'the record is still in the store');
+    await l.close();
+    assert.equal(store.peek().leader, undefined);
+  });
+
+  it('a release whose response is lost is applied; retrying reports false and the key stays free', async () => {
+    const { clock, store, lock } = setup();
+    const l = lock({ requestTimeoutMs: 100 });
+    const t = (await l.acquire('a'))!;
+    l.faults.dropResponses();
+    const { error } = await timed(clock, l.release(t));
+    assert.ok(error instanceof DeadlineExceededError);
+    assert.equal(store.peek().leader, undefined, 'applied');
+    assert.equal(await l.release(t), false);
+    assert.equal(t.ended, true);
+  });
+
+  it('on the real clock, nothing keeps the process alive after close', async () => {
+    const store = new MemoryStore();
+    const l = new MemoryLock(store, { ttlMs: 60_000 });
+    const t = (await l.acquire('a'))!;
+    await l.renew(t);
+    assert.ok(t.isValid());
+    await l.close();
+    assert.equal(t.endReason, 'released');
+    // The store's TTL timers are unref'd; node:test would report a hang otherwise.
+  });
+
   it('after close, calls fail with AbortedError', async () => {
     const { lock } = setup();
     const l = lock();
