@@ -1,0 +1,171 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { runCli } from '../../src/cli/cli.js';
+import { BackendUnavailableError, ForbiddenError, MalformedRecordError } from '../../src/core/errors.js';
+import type { LeaderLock } from '../../src/core/lock.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `leaderlock` entry (through tsx) with a hard time bound. */
+function cli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; onStdout?: (text: string, pid: number) => void } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+      env: { ...process.env, DEBUG: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      opts.onStdout?.(stdout, child.pid!);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const bound = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`leaderlock ${args.join(' ')} did not finish in time; stderr: ${stderr}`));
+    }, opts.timeoutMs ?? 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(bound);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function assertOneLineUsage(r: Result, pattern: RegExp): void {
+  assert.equal(r.code, 64, `exit code; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line, got: ${r.stderr}`);
+  assert.match(lines[0]!, /^leaderlock: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}
+
+/** A loopback port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('leaderlock CLI: user errors exit 64 with one line saying what to fix', { concurrency: true }, () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['unknown backend URL', ['run', '--backend', 'zookeeper://127.0.0.1:2181', '--key', 'k', '--', 'true'], /unknown backend scheme "zookeeper:\/\/": use etcd:\/\//],
+    ['bad port', ['status', '--backend', 'etcd://127.0.0.1:99999', '--key', 'k'], /port 99999 is out of range/],
+    ['missing --key', ['status', '--backend', 'memory'], /missing --key/],
+    ['unknown flag', ['run', '--backend', 'memory', '--key', 'k', '--ttl-ms', '5', '--', 'true'], /unknown option '--ttl-ms'/],
+    ['duration without unit', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '15', '--', 'true'], /--ttl 15 needs a unit: 15s or 15ms/],
+    ['no command', ['run', '--backend', 'memory', '--key', 'k'], /missing the command to run/],
+    ['grace does not fit', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '3s', '--grace', '3s', '--', 'true'], /--grace 3s does not fit in the term/],
+    ['unsafe timings', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '10s', '--renew-deadline', '12s', '--', 'true'], /invalid options: renewDeadlineMs \(12000\) must be less than/],
+    ['unknown command', ['elect', '--backend', 'memory'], /unknown command "elect"/],
+    ['credentials in the URL', ['status', '--backend', 'etcd://root:secret@127.0.0.1:2379', '--key', 'k'], /credentials do not belong in the URL/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(name, async () => {
+      const r = await cli(args);
+      assertOneLineUsage(r, pattern);
+      assert.doesNotMatch(r.stderr, /secret/);
+    });
+  }
+});
+
+describe('leaderlock CLI: run, status, explain', { concurrency: true }, () => {
+  it('run exits with the command\'s code and passes the fencing token', async () => {
+    const r = await cli(['run', '--backend', 'memory', '--key', 'k', '--', process.execPath, '-e', 'console.log("token=" + process.env.LEADERLOCK_TOKEN); process.exit(7)']);
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stdout, /^token=\d+$/m);
+  });
+
+  it('run forwards SIGTERM to the command and exits with its code', async () => {
+    const script = 'process.on("SIGTERM", () => { console.log("child got SIGTERM"); process.exit(0); }); console.log("ready"); setInterval(() => {}, 1000);';
+    let sent = false;
+    const r = await cli(['run', '--backend', 'memory', '--key', 'k', '--', process.execPath, '-e', script], {
+      onStdout: (text, pid) => {
+        if (!sent && text.includes('ready')) {
+          sent = true;
+          process.kill(pid, 'SIGTERM');
+        }
+      },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /child got SIGTERM/);
+  });
+
+  it('a command that cannot be found exits 127', async () => {
+    const r = await cli(['run', '--backend', 'memory', '--key', 'k', '--quiet', '--', 'leaderlock-no-such-command-for-test']);
+    assert.equal(r.code, 127);
+    assert.match(r.stderr, /cannot run leaderlock-no-such-command-for-test: ENOENT/);
+  });
+
+  it('an unreachable etcd exits 69 without a stack trace', async () => {
+    const port = await closedPort();
+    const r = await cli(['status', '--backend', `etcd://127.0.0.1:${port}`, '--key', '/service/x/leader', '--ttl', '5s', '--request-timeout', '1s']);
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /^leaderlock: backend unavailable: /);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  it('status --json reports no leader on an empty store; explain prints the implications', async () => {
+    const s = await cli(['status', '--backend', 'memory', '--key', 'k', '--json']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.deepEqual(JSON.parse(s.stdout), { backend: 'memory', key: 'k', holder: null, token: null, ttlMs: null, live: false, successor: null, acquiredAt: null, renewedAt: null, ageMs: null, renewedAgoMs: null });
+    const e = await cli(['explain', '--ttl', '15s']);
+    assert.equal(e.code, 0);
+    assert.match(e.stdout, /crash failover: up to 17 s/);
+    const bad = await cli(['explain', '--ttl', '5s', '--renew-deadline', '6s', '--json']);
+    assert.equal(bad.code, 64);
+    assert.equal((JSON.parse(bad.stdout) as { ok: boolean }).ok, false);
+  });
+});
+
+describe('leaderlock CLI: backend failures map to sysexits codes', () => {
+  function io(lock: Partial<LeaderLock>) {
+    const err: string[] = [];
+    const out: string[] = [];
+    return {
+      err,
+      out,
+      io: {
+        out: (l: string) => out.push(l),
+        err: (l: string) => err.push(l),
+        env: {},
+        signals: new EventEmitter() as never,
+        openLock: async () => Object.assign(new EventEmitter(), { ttlMs: 15000, backend: 'etcd', close: async () => undefined, ...lock }) as unknown as LeaderLock,
+      },
+    };
+  }
+  const cases: Array<[string, Error, number, RegExp]> = [
+    ['unreachable', new BackendUnavailableError('etcd read failed: connect ECONNREFUSED 127.0.0.1:2379', { backend: 'etcd' }), 69, /backend unavailable: etcd read failed/],
+    ['forbidden', new ForbiddenError('leases "x" is forbidden: User "system:serviceaccount:ns:sa" cannot get', { backend: 'kubernetes', status: 403 }), 77, /permission denied: leases "x" is forbidden/],
+    ['malformed record', new MalformedRecordError('the record at /k cannot be parsed', { backend: 'etcd' }), 65, /cannot be parsed/],
+  ];
+  for (const [name, error, code, pattern] of cases) {
+    it(`${name} → ${code}`, async () => {
+      for (const command of ['status', 'watch']) {
+        const t = io({ get: async () => Promise.reject(error) });
+        assert.equal(await runCli([command, '--backend', 'etcd://127.0.0.1:2379', '--key', '/k'], t.io), code);
+        assert.equal(t.err.length, 1);
+        assert.match(t.err[0]!, pattern);
+      }
+      const t = io({ get: async () => Promise.reject(error) });
+      assert.equal(await runCli(['run', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--', 'true'], t.io), code);
+    });
+  }
+  it('an unexpected error says "internal error" on one line, the stack only with DEBUG=leaderlock:*', async () => {
+    const t = io({ get: async () => Promise.reject(new TypeError('x is not a function')) });
+    assert.equal(await runCli(['status', '--backend', 'memory', '--key', 'k'], t.io), 70);
+    assert.deepEqual(t.err, ['leaderlock: internal error: x is not a function (DEBUG=leaderlock:* shows details)']);
+  });
+});
