@@ -438,7 +438,15 @@ export class KubeClient extends EventEmitter {
         body = JSON.stringify(opts.body);
         headers['content-type'] = opts.contentType ?? (opts.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
       }
-      const res = await this.#pool(url).request({
+      // undici may settle an aborted request only when its connect attempt ends (a blackholed
+      // TLS handshake: its connect timeout), so the try's own deadline is raced explicitly.
+      const aborted = new Promise<never>((_, reject) => {
+        const fail = (): void => reject(ac.signal.reason);
+        if (ac.signal.aborted) fail();
+        else ac.signal.addEventListener('abort', fail, { once: true });
+      });
+      aborted.catch(() => {});
+      const pending = this.#pool(url).request({
         path: opts.path + queryString(opts.query),
         method: opts.method,
         headers,
@@ -446,12 +454,14 @@ export class KubeClient extends EventEmitter {
         signal: ac.signal,
         ...(stream ? { bodyTimeout: idleTimeoutMs ?? 0 } : {}),
       });
+      pending.catch(() => {});
+      const res = await Promise.race([pending, aborted]);
       if (stream && res.statusCode === 200) {
         clearTimeout(timer);
         res.body.once('close', () => opts.signal?.removeEventListener('abort', onAbort));
         return { status: res.statusCode, headers: res.headers, body: undefined as unknown, stream: res.body };
       }
-      const text = await res.body.text();
+      const text = await Promise.race([res.body.text(), aborted]);
       return { status: res.statusCode, headers: res.headers, body: parseBody(text, res.headers['content-type']), stream: undefined };
     } catch (err) {
       if (timedOut) throw new DeadlineExceededError(`${what}: no answer within ${Math.round(tryMs)} ms`, { backend: 'kubernetes', cause: err });

@@ -43,6 +43,8 @@ export interface ApiOptions {
   clock: Clock;
   tokens: () => ReadonlySet<string>;
   denied: () => readonly DenyRule[];
+  /** Resources answered with 404 as if their API group were not served. */
+  disabled: () => ReadonlySet<string>;
   user: string;
   bookmarkIntervalMs: number;
   serverAddress: () => string;
@@ -145,7 +147,8 @@ export class FakeKubeApi {
     const doc = req.method === 'GET' ? discovery(path, this.o.serverAddress()) : undefined;
     if (doc !== undefined) return send(200, doc);
 
-    const route = parseRoute(path);
+    const parsed = parseRoute(path);
+    const route = parsed && !this.o.disabled().has(parsed.t.resource) ? parsed : undefined;
     const watch = query.watch === 'true' || query.watch === '1';
     const verb = route ? verbOf(rec.method, route, watch) : rec.method.toLowerCase();
     if (route) {
@@ -160,7 +163,7 @@ export class FakeKubeApi {
     }
     if (!route) {
       // Fail loudly: a route the fake does not know is recorded and answered with a message that says so.
-      this.o.unknownRoute(rec);
+      if (!parsed) this.o.unknownRoute(rec);
       await readBody(req);
       return send(404, statusBody(404, 'NotFound', `the server could not find the requested resource (FakeKubeApiServer has no route for ${rec.method} ${path})`, { causes: [{ reason: 'UnexpectedServerResponse', message: 'unknown route' }] }));
     }

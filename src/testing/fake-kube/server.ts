@@ -65,6 +65,7 @@ export class FakeKubeApiServer {
   readonly #nodes: FakeApiNode[] = [];
   readonly #tokens: Set<string>;
   readonly #deny: DenyRule[] = [];
+  readonly #disabled = new Set<string>();
   readonly #requests: FakeKubeRequest[] = [];
   readonly #unknown: FakeKubeRequest[] = [];
   readonly #delayMs: number;
@@ -88,6 +89,7 @@ export class FakeKubeApiServer {
       clock: this.clock,
       tokens: () => this.#tokens,
       denied: () => this.#deny,
+      disabled: () => this.#disabled,
       user: options.user ?? 'system:serviceaccount:default:leaderlock',
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
       serverAddress: () => `127.0.0.1:${this.#servicePort}`,
@@ -180,6 +182,12 @@ export class FakeKubeApiServer {
       const i = this.#deny.indexOf(rule);
       if (i >= 0) this.#deny.splice(i, 1);
     };
+  }
+
+  /** Serves `resource` (e.g. 'endpointslices') as 404, as a cluster whose API group is not enabled. Returns a function that re-enables it. */
+  disableResource(resource: string): () => void {
+    this.#disabled.add(resource);
+    return () => this.#disabled.delete(resource);
   }
 
   allowAll(): void {
