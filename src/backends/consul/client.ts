@@ -168,7 +168,8 @@ export function resolveConnection(p: Problems, o: ConsulConnectionOptions): Reso
   const bareV6 = o.address === undefined && o.host?.includes(':') ? `[${o.host}]:${o.port ?? 8500}` : undefined;
   const m = /^(?:(https?|unix):\/\/)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(bareV6 ?? addr);
   if (!m || m[1] === 'unix') {
-    p.add(`address (CONSUL_HTTP_ADDR) must be host:port or http(s)://host:port, got ${JSON.stringify(addr)}${m?.[1] === 'unix' ? ' (unix sockets are not supported)' : ''}`);
+    const unix = addr.startsWith('unix://') ? ' (unix sockets are not supported)' : '';
+    p.add(`address (CONSUL_HTTP_ADDR) must be host:port or http(s)://host:port, got ${JSON.stringify(addr)}${unix}`);
   } else {
     scheme = m[1];
     host = m[2]!.replace(/^\[|\]$/g, '');

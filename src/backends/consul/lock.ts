@@ -1,12 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../../core/clock.js';
-import { AbortedError, BackendUnavailableError, LockLostError, LeaderLockError, isAmbiguous } from '../../core/errors.js';
+import { AbortedError, BackendUnavailableError, DeadlineExceededError, LockLostError, LeaderLockError, isAmbiguous } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LeaderLockEvents, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
 import { assertHolder } from '../../core/options.js';
-import { withRetry } from '../../core/retry.js';
 import { StateFeed } from '../../core/watch.js';
-import type { ConsulApi, KvPair } from './client.js';
+import type { ConsulApi, KvPair, KvRead } from './client.js';
 import { resolveConsulLockOptions, type ConsulLockOptions, type ResolvedConsulLockOptions } from './options.js';
 import { failoverValue, isHeld, pickEntries, toLockState } from './records.js';
 import { SharedSession, sessionSpec } from './session.js';
@@ -216,14 +215,20 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     }
   }
 
-  /** One consistent read of the key and its nomination (retried within requestTimeoutMs). */
+  /**
+   * One read of the key and its nomination. A failure is retried once at once (a pooled keep-alive
+   * connection to a restarted agent fails on first use) but never after a deadline; no back-off
+   * sleeps here: callers (the elector) have their own retry period.
+   */
   async get(): Promise<LockState> {
-    const r = await withRetry((signal) => this.#client.kvGet(this.key, { recurse: true, signal }), {
-      what: 'consul get',
-      backend: 'consul',
-      deadlineMs: this.#o.requestTimeoutMs,
-      signal: this.#closed.signal,
-    });
+    const read = (): Promise<KvRead> => this.#client.kvGet(this.key, { recurse: true, signal: this.#closed.signal });
+    let r: KvRead;
+    try {
+      r = await read();
+    } catch (err) {
+      if (!(err instanceof BackendUnavailableError) || err instanceof DeadlineExceededError) throw err;
+      r = await read();
+    }
     return toLockState(pickEntries(r.entries, this.key, this.#o.successorKey), this.ttlMs);
   }
 
