@@ -4,9 +4,10 @@ import { AbortedError, ConfigError, LockLostError, isAmbiguous } from '../../cor
 import { Term, type AcquireOptions, type LeaderLock, type LockState, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
 import { Problems, assertHolder, checkDrift, checkIdentity, checkTtl } from '../../core/options.js';
-import { StateFeed } from '../../core/watch.js';
-import { Network, type Faults } from './faults.js';
+import type { Faults } from './faults.js';
+import { Network } from './network.js';
 import type { MemoryStore } from './store.js';
+import { watchKey } from './watch.js';
 
 const log = logger('memory');
 let clients = 0;
@@ -211,44 +212,7 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
     const signal = options?.signal;
     if (!(signal instanceof AbortSignal)) throw new ConfigError('watch({ signal }) needs an AbortSignal', { backend: 'memory' });
     this.#assertOpen();
-    const feed = new StateFeed(signal);
-    if (signal.aborted) return feed;
-    const channel = this.#net.channel();
-    const deliver = (state: LockState): void => channel.send(() => feed.push(state));
-    const unsubscribe = this.store.subscribe(this.key, deliver);
-    const offHeal = this.#net.onHeal(() => deliver(this.store.peek(this.key)));
-    const cleanup = (): void => {
-      signal.removeEventListener('abort', cleanup);
-      this.#watchCleanups.delete(cleanup);
-      unsubscribe();
-      offHeal();
-      channel.close();
-      feed.end();
-    };
-    signal.addEventListener('abort', cleanup, { once: true });
-    this.#watchCleanups.add(cleanup);
-    deliver(this.store.peek(this.key));
-    return {
-      [Symbol.asyncIterator]: (): AsyncIterator<LockState> => {
-        const it = feed[Symbol.asyncIterator]();
-        return {
-          next: async () => {
-            try {
-              const r = await it.next();
-              if (r.done) cleanup();
-              return r;
-            } catch (err) {
-              cleanup();
-              throw err;
-            }
-          },
-          return: async () => {
-            cleanup();
-            return { value: undefined, done: true };
-          },
-        };
-      },
-    };
+    return watchKey(this.store, this.key, this.#net, signal, this.#watchCleanups);
   }
 
   /** Idempotent. Releases every term this lock still holds (best effort, bounded by requestTimeoutMs) and ends its watches. */

@@ -365,6 +365,24 @@ describe('MemoryLock', () => {
     // The store's TTL timers are unref'd; node:test would report a hang otherwise.
   });
 
+  it('a watch cleans up when the consumer breaks out, and when the lock closes', async () => {
+    const { store, lock } = setup();
+    const l = lock();
+    for await (const s of l.watch({ signal: new AbortController().signal })) {
+      assert.equal(s.leader, undefined);
+      break;
+    }
+    assert.equal(store.watchers(), 0, 'breaking out of for-await unsubscribes');
+    const ac = new AbortController();
+    const it = l.watch({ signal: ac.signal })[Symbol.asyncIterator]();
+    await it.next();
+    assert.equal(store.watchers(), 1);
+    const waiting = it.next();
+    await l.close();
+    assert.equal((await waiting).done, true, 'close() ends open watches');
+    assert.equal(store.watchers(), 0);
+  });
+
   it('after close, calls fail with AbortedError', async () => {
     const { lock } = setup();
     const l = lock();
