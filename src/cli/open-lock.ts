@@ -38,9 +38,8 @@ export async function openLock(c: Connection, env: Readonly<Record<string, strin
     }
     case 'consul': {
       const m = await load<{ ConsulLock: LockClass }>('consul', CONSUL);
-      const url = new URL(b.url);
       const tls = await readTls(c);
-      const options: Record<string, unknown> = { key: c.key, ...ttl(c), ...timeout(c), host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port), secure: url.protocol === 'https:' };
+      const options: Record<string, unknown> = { key: c.key, ...ttl(c), ...timeout(c), address: b.url, secure: b.url.startsWith('https:'), env };
       if (tls) options.tls = tls;
       if (c.token !== undefined) options.token = c.token;
       return new m.ConsulLock(options);
