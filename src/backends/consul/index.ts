@@ -6,3 +6,5 @@ export { ConsulLock } from './lock.js';
 export type { ConsulLockOptions } from './options.js';
 export { ConsulClient, resolveConnection, goDuration } from './client.js';
 export type { ConsulApi, ConsulConnectionOptions, KvPair, KvRead, CallOptions, SessionSpec, ServiceSpec } from './client.js';
+export { ConsulServiceRegistration } from './registration.js';
+export type { ConsulServiceRegistrationOptions, ConsulServiceRegistrationEvents, ServiceRole, ElectorEventsSource } from './registration.js';
