@@ -133,7 +133,12 @@ export class ConsulServiceRegistration extends EventEmitter<ConsulServiceRegistr
     this.#timer?.cancel();
     this.#timer = undefined;
     await this.#enqueue(async () => {
-      if (this.#registered !== undefined) await this.#client.serviceDeregister(this.id).catch((err: unknown) => this.#warn(err));
+      // Also after a failed update (#registered forgotten): the instance may still be in Consul.
+      if (this.#role !== undefined) {
+        await this.#client.serviceDeregister(this.id).catch((err: unknown) => {
+          if (!(err instanceof LeaderLockError && err.status === 404)) this.#warn(err);
+        });
+      }
       this.#registered = undefined;
     });
     if (this.#ownClient) this.#client.close?.();
