@@ -293,6 +293,83 @@ describe('KubernetesLock (stub API, virtual clock)', () => {
   });
 });
 
+describe('KubernetesLock watch stream and foreign writers', () => {
+  it('watch re-lists after 410 Gone and keeps delivering changes', async () => {
+    const { api, clock, make, close } = setup();
+    const ac = new AbortController();
+    try {
+      const a = make();
+      const w = make();
+      api.watchStarts.push({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } });
+      const seen: LockState[] = [];
+      const done = (async () => {
+        for await (const s of w.watch({ signal: ac.signal })) seen.push(s);
+      })();
+      await clock.advance(0);
+      const gets = api.requests.filter((r) => r.method === 'GET').length;
+      const t1 = (await a.acquire('node-a'))!;
+      await clock.advance(0);
+      assert.equal(seen.at(-1)?.leader?.token, t1.token, 'the change after the 410 arrived');
+      assert.ok(api.requests.filter((r) => r.method === 'GET').length > gets, 're-listed');
+      assert.ok(api.watchCalls >= 2);
+      ac.abort();
+      await done;
+    } finally {
+      ac.abort();
+      await close();
+    }
+  });
+
+  it('a live client-go holder is respected until unchanged for its leaseDurationSeconds, then taken with token + 1; unknown spec fields kept', async () => {
+    const { api, clock, make, close } = setup();
+    try {
+      api.objects.set(LEASE, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: 'demo', namespace: 'default', resourceVersion: '5' },
+        spec: { holderIdentity: 'kube-controller-manager-1', leaseDurationSeconds: 15, leaseTransitions: 41, acquireTime: '2025-01-01T00:00:00.000000Z', renewTime: '2025-06-01T00:00:00.000000Z', strategy: 'OldestEmulationVersion' },
+      });
+      const a = make();
+      assert.equal(await a.acquire('node-a'), undefined, 'the record is old by wall clock, but we have not seen it unchanged for 15 s');
+      await clock.advance(14_999);
+      assert.equal(await a.acquire('node-a'), undefined);
+      await clock.advance(1);
+      const term = (await a.acquire('node-a'))!;
+      assert.equal(term.token, 42n);
+      const spec = api.get(LEASE)!.spec as Record<string, unknown>;
+      assert.equal(spec.strategy, 'OldestEmulationVersion');
+      assert.equal(spec.leaseTransitions, 42);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a Patroni-written leader (annotations, isoformat times) is read and expires by its ttl annotation', async () => {
+    const { api, clock, make, close } = setup('Endpoints');
+    try {
+      api.objects.set(EP, {
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'batman', namespace: 'default', resourceVersion: '9', annotations: { leader: 'pg-0', ttl: '30', acquireTime: '2026-01-01T00:00:00.123456+00:00', renewTime: '2026-01-01T00:00:20.5+00:00', transitions: '3', optime: '67108864' } },
+        subsets: [{ addresses: [{ ip: '10.0.0.9' }], ports: [{ name: 'postgresql', port: 5432 }] }],
+      });
+      const a = make();
+      const { leader } = await a.get();
+      assert.equal(leader?.holder, 'pg-0');
+      assert.equal(leader?.token, 3n);
+      assert.equal(leader?.ttlMs, 30_000);
+      await clock.advance(30_000);
+      const term = (await a.acquire('pg-1'))!;
+      assert.equal(term.token, 4n);
+      const ann = (api.get(EP)!.metadata as { annotations: Record<string, string> }).annotations;
+      assert.equal(ann.optime, '67108864', 'Patroni annotations we do not own stay');
+      assert.equal(ann.leader, 'pg-1');
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('KubernetesLock pod role labels', () => {
   const POD = '/api/v1/namespaces/default/pods/pod-a';
 

@@ -16,6 +16,9 @@ export class StubKubeApi implements KubeLockApi {
   readonly objects = new Map<string, Record<string, unknown>>();
   readonly requests: KubeLockRequest[] = [];
   hook: Hook | undefined;
+  /** Events the next watch() calls start with (one per call), e.g. an ERROR 410 Gone; the stream then ends. */
+  readonly watchStarts: KubeWatchEvent[] = [];
+  watchCalls = 0;
   #rv = 100;
   readonly #events = new EventEmitter();
 
@@ -52,6 +55,12 @@ export class StubKubeApi implements KubeLockApi {
   }
 
   async *watch(opts: { path: string; query?: Record<string, string | number | boolean | undefined>; signal: AbortSignal }): AsyncIterable<KubeWatchEvent> {
+    this.watchCalls++;
+    const first = this.watchStarts.shift();
+    if (first) {
+      yield first;
+      return;
+    }
     const name = String(opts.query?.fieldSelector ?? '').replace(/^metadata\.name=/, '');
     const from = Number(opts.query?.resourceVersion ?? 0);
     if (!opts.query?.resourceVersion) {
