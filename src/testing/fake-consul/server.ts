@@ -67,6 +67,9 @@ export interface FaultRule {
 }
 
 export interface FakeConsulServerEvents {
+  /** A request arrived (recorded, not answered yet). */
+  arrival: [RecordedRequest];
+  /** A request was answered (or dropped): `status` is final. */
   request: [RecordedRequest];
   'session-ended': [{ id: string; reason: SessionEndReason }];
 }
@@ -209,7 +212,8 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
   }
 
   /**
-   * Resolves with the first recorded request (from `since` on) matching `pred`, or rejects after
+   * Resolves with the first request that arrived (from `since` on) matching `pred` — a parked
+   * blocking query counts as soon as it arrives; its `status` is filled in when answered — or rejects after
    * `timeoutMs` of real time — a bounded wait on I/O, not a sleep.
    */
   waitForRequest(pred: (r: RecordedRequest) => boolean, options: { timeoutMs?: number; since?: number } = {}): Promise<RecordedRequest> {
@@ -228,9 +232,9 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
       }, options.timeoutMs ?? 5000);
       const cleanup = (): void => {
         timer.cancel();
-        this.off('request', onRequest);
+        this.off('arrival', onRequest);
       };
-      this.on('request', onRequest);
+      this.on('arrival', onRequest);
     });
   }
 
@@ -316,6 +320,7 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
       fault: undefined,
     };
     this.requests.push(rec);
+    this.emit('arrival', rec);
     const finish = (): void => void this.emit('request', rec);
     try {
       const fault = this.#takeFault(rec.method, rec.path);
