@@ -18,6 +18,10 @@ export interface Connection {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
+  /** Kubernetes: label this pod role=primary|replica (needs POD_NAME from the downward API). */
+  roleLabels?: boolean;
+  /** Kubernetes: reach the API servers directly (EndpointSlices of default/kubernetes), not through kube-proxy. */
+  bypassApiService?: boolean;
   requestTimeoutMs?: number;
 }
 
@@ -28,6 +32,8 @@ export interface RunArgs extends Connection {
   retryPeriodMs: number | undefined;
   once: boolean;
   quiet: boolean;
+  /** Serve the health endpoints and /metrics here. */
+  listen?: { host: string; port: number };
   command: string;
   commandArgs: string[];
 }
@@ -62,6 +68,8 @@ const CONNECTION: Options = {
   context: { type: 'string' },
   namespace: { type: 'string', short: 'n' },
   'request-timeout': { type: 'string' },
+  'role-labels': { type: 'boolean' },
+  'bypass-api-service': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -73,6 +81,7 @@ const RUN: Options = {
   'retry-period': { type: 'string' },
   once: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
+  listen: { type: 'string', short: 'l' },
 };
 
 const READ: Options = { ...CONNECTION, json: { type: 'boolean' } };
@@ -126,7 +135,7 @@ function connection(command: string, v: Values, env: Env): Connection {
   // etcdctl's --user name:password form.
   if (user?.includes(':')) [user, password] = [user.slice(0, user.indexOf(':')), user.slice(user.indexOf(':') + 1)];
   if (password !== undefined && user === undefined) throw new UsageError('--password needs --user');
-  const k8sOnly = ['kubeconfig', 'context', 'namespace'].filter((f) => v[f] !== undefined);
+  const k8sOnly = ['kubeconfig', 'context', 'namespace', 'role-labels', 'bypass-api-service'].filter((f) => v[f] !== undefined);
   if (k8sOnly.length > 0 && backend.kind !== 'kubernetes') throw new UsageError(`--${k8sOnly[0]} only applies to --backend kubernetes`);
   if (user !== undefined && backend.kind !== 'etcd') throw new UsageError('--user/--password apply to etcd; Consul uses --token (or CONSUL_HTTP_TOKEN)');
   const token = str(v, 'token') ?? (backend.kind === 'consul' ? env.CONSUL_HTTP_TOKEN : undefined);
@@ -156,6 +165,8 @@ function connection(command: string, v: Values, env: Env): Connection {
     const x = str(v, f);
     if (x !== undefined) c[f] = x;
   }
+  if (v['role-labels'] === true) c.roleLabels = true;
+  if (v['bypass-api-service'] === true) c.bypassApiService = true;
   if (timeout !== undefined) c.requestTimeoutMs = parseDuration('request-timeout', timeout);
   return c;
 }
@@ -172,7 +183,8 @@ export function parseRunArgs(argv: readonly string[], env: Env = {}): RunArgs {
   const grace = str(v, 'grace');
   const rd = str(v, 'renew-deadline');
   const rp = str(v, 'retry-period');
-  return {
+  const listen = str(v, 'listen');
+  const run: RunArgs = {
     ...conn,
     identity,
     graceMs: grace === undefined ? 2000 : parseDuration('grace', grace),
@@ -183,6 +195,19 @@ export function parseRunArgs(argv: readonly string[], env: Env = {}): RunArgs {
     command: command[0]!,
     commandArgs: command.slice(1),
   };
+  if (listen !== undefined) run.listen = parseListen(listen);
+  return run;
+}
+
+/** `host:port`, `[v6]:port` or `:port` (every interface, for a pod's probes). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d+)$/.exec(value.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--listen ${value} must be host:port or :port, e.g. 127.0.0.1:8008 or :8008 (every interface, for Kubernetes probes)`);
+  }
+  const host = m[1] === '' ? '0.0.0.0' : m[1]!.replace(/^\[|\]$/g, '');
+  return { host, port };
 }
 
 export function parseReadArgs(command: 'status' | 'watch', argv: readonly string[], env: Env = {}): ReadArgs {

@@ -4,7 +4,7 @@ import type { LeaderLock } from '../core/lock.js';
 import { LeaderElector } from '../elector/index.js';
 import { parseExplainArgs, parseReadArgs, parseRunArgs, wantsHelp, type Connection } from './args.js';
 import { EXPLAIN_HELP, MAIN_HELP, RUN_HELP, STATUS_HELP, WATCH_HELP } from './help.js';
-import { openLock } from './open-lock.js';
+import { openLock, type OpenedLock } from './open-lock.js';
 import { status, watch } from './read-commands.js';
 import { supervise, type SignalSource, type SpawnFn } from './supervise.js';
 import { EX_NOPERM, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE, UsageError } from './usage-error.js';
@@ -120,7 +120,7 @@ async function closeQuietly(lock: LeaderLock, clock: Clock): Promise<void> {
 async function readCommand(command: 'status' | 'watch', argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseReadArgs(command, argv, io.env);
   const clock = io.clock ?? systemClock;
-  const lock = await (io.openLock ?? ((c) => openLock(c, io.env)))(args);
+  const { lock } = await open(args, io);
   try {
     if (command === 'status') {
       await status(lock, args.key, args.json, clock, io.out);
@@ -146,10 +146,11 @@ async function readCommand(command: 'status' | 'watch', argv: readonly string[],
 async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseRunArgs(argv, io.env);
   const clock = io.clock ?? systemClock;
-  const lock = await (io.openLock ?? ((c) => openLock(c, io.env)))(args);
+  const { lock, client } = await open(args, io);
   try {
     await probe(lock, args, clock);
     const deps: Parameters<typeof supervise>[1] = { lock, log: (l) => io.err(`leaderlock: ${l}`) };
+    if (client) deps.resolver = client;
     if (io.clock) deps.clock = io.clock;
     if (io.spawn) deps.spawn = io.spawn;
     if (io.signals) deps.signals = io.signals;
@@ -158,6 +159,11 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
   } finally {
     await closeQuietly(lock, clock);
   }
+}
+
+async function open(c: Connection, io: CliIo): Promise<OpenedLock> {
+  if (io.openLock) return { lock: await io.openLock(c) };
+  return openLock(c, io.env);
 }
 
 function explain(argv: readonly string[], io: CliIo): number {

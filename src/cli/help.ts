@@ -27,6 +27,8 @@ const CONNECTION_FLAGS = `Backend:
       --user NAME[:PW]   etcd user; --password PW or $LEADERLOCK_PASSWORD
       --token TOKEN      Consul ACL token (default $CONSUL_HTTP_TOKEN)
       --kubeconfig FILE, --context NAME, -n/--namespace NS   Kubernetes (default: in-cluster, else $KUBECONFIG / ~/.kube/config)
+      --role-labels          Kubernetes: label this pod role=primary|replica (needs $POD_NAME)
+      --bypass-api-service   Kubernetes: talk to the API servers directly, not through kube-proxy
       --request-timeout DURATION   deadline of one backend call`;
 
 export const RUN_HELP = `Usage: leaderlock run --backend URL --key KEY [flags] -- COMMAND [ARGS…]
@@ -43,6 +45,8 @@ SIGHUP, SIGUSR1, SIGUSR2 are forwarded to COMMAND.
       --renew-deadline DURATION   step down when no renew is confirmed for this long (default 2/3 ttl)
       --retry-period DURATION     renew interval (default 2/15 ttl)
       --once                  exit after the first term instead of campaigning again
+  -l, --listen HOST:PORT      serve /leader /primary /master /replica /readiness /liveness /health /metrics
+                              (:PORT = every interface, for Kubernetes probes)
   -q, --quiet                 no progress lines on stderr
 
 ${CONNECTION_FLAGS}

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { LeaderLock } from '../core/lock.js';
 import { BackendUnavailableError } from '../core/errors.js';
 import type { Connection } from './args.js';
+import type { SwitchSource } from '../http/index.js';
 import { UsageError } from './usage-error.js';
 
 // Specifiers in variables: TypeScript does not resolve them, so the CLI compiles (and the other
@@ -14,19 +15,26 @@ const KUBERNETES = '../backends/kubernetes/index.js';
 type LockClass = new (options: Record<string, unknown>) => LeaderLock;
 interface KubernetesModule {
   KubernetesLock: LockClass;
-  KubeClient: (new () => unknown) & { fromKubeconfig(path?: string, context?: string): Promise<unknown> };
+  KubeClient: (new (options?: Record<string, unknown>) => unknown) & { fromKubeconfig(path?: string, context?: string, options?: Record<string, unknown>): Promise<unknown> };
+  endpointsResolver(): unknown;
 }
 
 /**
  * Builds the lock a command line asks for. Each backend's entry point is imported dynamically, so a
  * backend that fails to load (not built, a missing optional dependency) breaks only itself.
  */
-export async function openLock(c: Connection, env: Readonly<Record<string, string | undefined>> = process.env): Promise<LeaderLock> {
+export interface OpenedLock {
+  lock: LeaderLock;
+  /** The Kubernetes client, whose 'switch' events feed leaderlock_resolver_switches_total. */
+  client?: SwitchSource;
+}
+
+export async function openLock(c: Connection, env: Readonly<Record<string, string | undefined>> = process.env): Promise<OpenedLock> {
   const b = c.backend;
   switch (b.kind) {
     case 'memory': {
       const m = await load<typeof import('../backends/memory/index.js')>('memory', MEMORY);
-      return new m.MemoryLock(new m.MemoryStore(), { key: c.key, ...ttl(c) });
+      return { lock: new m.MemoryLock(new m.MemoryStore(), { key: c.key, ...ttl(c) }) };
     }
     case 'etcd': {
       const m = await load<{ EtcdLock: LockClass }>('etcd', ETCD);
@@ -34,7 +42,7 @@ export async function openLock(c: Connection, env: Readonly<Record<string, strin
       const options: Record<string, unknown> = { endpoints: b.endpoints, key: c.key, ...ttl(c), ...timeout(c) };
       if (tls) options.tls = tls;
       if (c.user !== undefined) Object.assign(options, { username: c.user, password: c.password ?? '' });
-      return new m.EtcdLock(options);
+      return { lock: new m.EtcdLock(options) };
     }
     case 'consul': {
       const m = await load<{ ConsulLock: LockClass }>('consul', CONSUL);
@@ -42,7 +50,7 @@ export async function openLock(c: Connection, env: Readonly<Record<string, strin
       const options: Record<string, unknown> = { key: c.key, ...ttl(c), ...timeout(c), address: b.url, secure: b.url.startsWith('https:'), env };
       if (tls) options.tls = tls;
       if (c.token !== undefined) options.token = c.token;
-      return new m.ConsulLock(options);
+      return { lock: new m.ConsulLock(options) };
     }
     case 'kubernetes': {
       const m = await load<KubernetesModule>('kubernetes', KUBERNETES);
@@ -55,11 +63,13 @@ export async function openLock(c: Connection, env: Readonly<Record<string, strin
         if (namespace !== undefined && namespace !== ns) throw new UsageError(`--key ${c.key} names namespace ${ns} but --namespace is ${namespace}`);
         [namespace, name] = [ns, n];
       }
-      if (c.kubeconfig !== undefined || c.context !== undefined) client = await m.KubeClient.fromKubeconfig(c.kubeconfig ?? env.KUBECONFIG, c.context);
-      else client = new m.KubeClient();
+      const clientOptions = c.bypassApiService ? { resolver: m.endpointsResolver() } : {};
+      if (c.kubeconfig !== undefined || c.context !== undefined) client = await m.KubeClient.fromKubeconfig(c.kubeconfig ?? env.KUBECONFIG, c.context, clientOptions);
+      else client = new m.KubeClient(clientOptions);
       const options: Record<string, unknown> = { client, kind: b.lockKind, name, ...ttl(c), ...timeout(c) };
+      if (c.roleLabels) options.roleLabels = true;
       if (namespace !== undefined) options.namespace = namespace;
-      return new m.KubernetesLock(options);
+      return { lock: new m.KubernetesLock(options), client: client as SwitchSource };
     }
   }
 }

@@ -4,6 +4,9 @@ import { constants } from 'node:os';
 import type { Clock, Timer } from '../core/clock.js';
 import type { LeaderLock, Term } from '../core/lock.js';
 import { LeaderElector } from '../elector/index.js';
+import { createHealthHandler, type SwitchSource } from '../http/index.js';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { RunArgs } from './args.js';
 import { formatDuration } from './duration.js';
 import { EX_NOEXEC, EX_NOTFOUND, UsageError } from './usage-error.js';
@@ -31,6 +34,8 @@ export interface SuperviseDeps {
   env?: NodeJS.ProcessEnv;
   /** One line of progress for stderr. */
   log?: (line: string) => void;
+  /** Counts API endpoint switches for /metrics (the Kubernetes client). */
+  resolver?: SwitchSource;
 }
 
 /** Signals that mean "shut down": forwarded to the child, then we release and exit with its code. */
@@ -240,12 +245,37 @@ export async function supervise(args: RunArgs, deps: SuperviseDeps): Promise<num
     lastWarning = err.message;
   });
 
-  say(`campaigning for ${args.key} as ${args.identity}`);
+  let server: Server | undefined;
+  let health: ReturnType<typeof createHealthHandler> | undefined;
   try {
+    if (args.listen) {
+      health = createHealthHandler(elector, deps.resolver ? { resolver: deps.resolver } : {});
+      server = await listen(health, args.listen);
+      const bound = server.address() as AddressInfo;
+      say(`health endpoints on http://${hostPort({ host: bound.address, port: bound.port })}/ (leader, primary, replica, readiness, liveness, health, metrics)`);
+    }
+    say(`campaigning for ${args.key} as ${args.identity}`);
     await elector.start();
     return await exited;
   } finally {
     for (const [sig, h] of handlers) signals.off(sig, h);
     cancelTimers();
+    health?.close();
+    if (server) await new Promise((resolve) => server!.close(resolve));
   }
+}
+
+function hostPort(l: { host: string; port: number }): string {
+  return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+}
+
+async function listen(handler: ReturnType<typeof createHealthHandler>, at: { host: string; port: number }): Promise<Server> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${hostPort(at)} (--listen): ${err.code ?? err.message}`)));
+    server.listen(at.port, at.host, () => resolve());
+  });
+  // Probes must not keep the process alive after the command is done.
+  server.unref();
+  return server;
 }

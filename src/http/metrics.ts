@@ -79,7 +79,13 @@ export class Tracker {
       this.#listen(source, 'renew', (info: unknown) => this.#onRenew(info));
     }
     this.#switchEvents = resolver !== undefined && typeof (resolver as { switches?: unknown }).switches !== 'number' && isEmitter(resolver);
-    if (this.#switchEvents) this.#listen(resolver as Emitterish, 'switch', () => void this.#switches++);
+    // KubeClient also reports its first pick ({ to } without `from`): that is not a switch.
+    const onSwitch = (e: unknown): void => {
+      const ev = e as { from?: unknown; to?: unknown } | undefined;
+      if (ev && typeof ev === 'object' && 'to' in ev && ev.from === undefined) return;
+      this.#switches++;
+    };
+    if (this.#switchEvents) this.#listen(resolver as Emitterish, 'switch', onSwitch);
   }
 
   attach(set: MetricSet): void {

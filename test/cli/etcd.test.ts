@@ -62,6 +62,12 @@ function leaderlock(args: string[]): Proc {
   return p;
 }
 
+async function codes(url: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const p of ['/primary', '/master', '/replica', '/readiness', '/liveness']) out[p] = (await fetch(url + p)).status;
+  return out;
+}
+
 // Prints its token, exits 5 on SIGUSR1 (forwarded by leaderlock), 0 on SIGTERM.
 const DAEMON = [
   process.execPath,
@@ -86,11 +92,18 @@ describe('leaderlock run on a local etcd', () => {
     const watch = leaderlock(['watch', '--backend', backend, '--key', '/service/cli/leader']);
     await watch.waitFor(/no leader/, 'stdout');
 
-    const a = leaderlock(['run', ...common, '--identity', 'a', '--', ...DAEMON]);
+    const a = leaderlock(['run', ...common, '--identity', 'a', '--listen', '127.0.0.1:0', '--', ...DAEMON]);
     const [, tokenA] = await a.waitFor(/started a token=(\d+)/, 'stdout');
-    const b = leaderlock(['run', ...common, '--identity', 'b', '--', ...DAEMON]);
+    const [, urlA] = await a.waitFor(/health endpoints on (http:\/\/[\d.:]+)\//, 'stderr');
+    const b = leaderlock(['run', ...common, '--identity', 'b', '--listen', '127.0.0.1:0', '--', ...DAEMON]);
     await b.waitFor(/leader is a; waiting/, 'stderr');
+    const [, urlB] = await b.waitFor(/health endpoints on (http:\/\/[\d.:]+)\//, 'stderr');
     assert.doesNotMatch(b.stdout, /started/);
+    assert.deepEqual(await codes(urlA!), { '/primary': 200, '/master': 200, '/replica': 503, '/readiness': 200, '/liveness': 200 });
+    assert.deepEqual(await codes(urlB!), { '/primary': 503, '/master': 503, '/replica': 200, '/readiness': 200, '/liveness': 200 });
+    const metricsA = await (await fetch(`${urlA}/metrics`)).text();
+    assert.match(metricsA, new RegExp(`leaderlock_is_leader\\{backend="etcd",key="/service/cli/leader"\\} 1`));
+    assert.match(metricsA, new RegExp(`leaderlock_term_token\\{backend="etcd",key="/service/cli/leader"\\} ${tokenA}`));
 
     const status = leaderlock(['status', '--backend', backend, '--key', '/service/cli/leader', '--json']);
     assert.equal(await status.exit, 0, status.stderr);
@@ -107,6 +120,8 @@ describe('leaderlock run on a local etcd', () => {
     assert.ok(BigInt(tokenB!) > BigInt(tokenA!), 'fencing tokens increase');
     // Release + watch: well under the 4 s ttl (a crash would take up to ttl + a poll).
     assert.ok(handoverMs < 3000, `handover took ${handoverMs.toFixed(0)} ms`);
+    assert.deepEqual(await codes(urlB!), { '/primary': 200, '/master': 200, '/replica': 503, '/readiness': 200, '/liveness': 200 });
+    assert.match(await (await fetch(`${urlB}/metrics`)).text(), /leaderlock_transitions_total\{backend="etcd",key="\/service\/cli\/leader"\} 1/);
 
     b.child.kill('SIGTERM');
     assert.equal(await b.exit, 0, b.stderr);

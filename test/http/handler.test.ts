@@ -157,7 +157,8 @@ describe('/metrics (prom-client)', () => {
       source.emit('elected', {});
       source.emit('renew', { ok: true, durationMs: 3 });
       source.emit('renew', { ok: false, durationMs: 1200, error: new Error('x') });
-      resolver.emit('switch', { to: new URL('https://127.0.0.2') });
+      resolver.emit('switch', { to: new URL('https://127.0.0.1') }); // the first pick is no switch
+      resolver.emit('switch', { from: new URL('https://127.0.0.1'), to: new URL('https://127.0.0.2'), reason: 'ECONNREFUSED' });
       const r = await fetch(s.url + '/metrics');
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type') ?? '', /text\/plain/);
