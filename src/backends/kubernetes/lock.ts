@@ -84,9 +84,12 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     assertHolder(holder, 'kubernetes');
     this.#assertOpen();
     const { signal } = options;
+    let sent: { record: WireRecord; sentAt: number; nominee: boolean } | undefined;
     for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
-      // 1. Read and judge what is there, on our clock.
+      // 1. Read and judge what is there, on our clock. Our own last write there means we won: the
+      //    client re-sends a write after a connection reset, and the copy meets the applied first one as a 409.
       const snap = await this.#io.read(signal);
+      if (sent && isOurWrite(snap.wire, sent.record)) return this.#startTerm(holder, sent.record, sent.sentAt, sent.nominee);
       const state = this.#judge(snap).state;
       if (state.leader?.live || (state.successor !== undefined && state.successor !== holder)) {
         this.#labelFollowerIfIdle();
@@ -103,8 +106,8 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       };
       const nominee = successorOf(snap.obj) === holder;
       const body = this.#io.build(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
-      // 3. CAS write; validUntil counts from its send time.
-      const sentAt = this.#o.clock.now();
+      // 3. CAS write (create on 404); validUntil counts from its send time.
+      sent = { record, sentAt: this.#o.clock.now(), nominee };
       let status: number;
       try {
         status = snap.obj ? await this.#io.put(body, signal) : await this.#io.create(body, signal);
@@ -113,13 +116,13 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         const after = await this.#io.read(signal).catch(() => {
           throw err;
         });
-        if (isOurWrite(after.wire, record)) return this.#startTerm(holder, record, sentAt, nominee);
+        if (isOurWrite(after.wire, record)) return this.#startTerm(holder, record, sent.sentAt, nominee);
         if (this.#judge(after).state.leader?.live) return undefined;
         throw err;
       }
       // 4. 409: another writer was first (or touched the object); 404: it vanished. Re-read and decide again.
       if (status === 409 || status === 404) continue;
-      return this.#startTerm(holder, record, sentAt, nominee);
+      return this.#startTerm(holder, record, sent.sentAt, nominee);
     }
     log('%s: acquire gave up after %d conflicts', this.key, MAX_CONFLICTS + 1);
     return undefined;
@@ -138,10 +141,16 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     if (term.ended) throw lost(term, term.endReason ?? 'expired');
     const { signal } = options;
     let current = this.#io.cachedTermObject(term);
+    let sent: { record: WireRecord; sentAt: number } | undefined;
     for (let conflicts = 0; ; conflicts++) {
-      if (!current) current = await this.#readTermObject(term, signal);
+      if (!current) {
+        const snap = await this.#readTerm(term, signal);
+        // Our last write is there: a copy the client re-sent after a reset met it as a 409.
+        if (sent && isOurWrite(snap.wire, sent.record)) return this.#confirm(term, sent.record, sent.sentAt);
+        current = snap.obj!;
+      }
       const record: WireRecord = { ...held, durationSeconds: ttlSeconds(this.ttlMs), renewTime: this.#io.nextTime() };
-      const sentAt = this.#o.clock.now();
+      sent = { record, sentAt: this.#o.clock.now() };
       let status: number;
       try {
         status = await this.#io.put(this.#io.build(current, record, {}), signal);
@@ -150,12 +159,12 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         const after = await this.#io.read(signal).catch(() => {
           throw err;
         });
-        if (isOurWrite(after.wire, record)) return this.#confirm(term, record, sentAt);
+        if (isOurWrite(after.wire, record)) return this.#confirm(term, record, sent.sentAt);
         if (after.wire && sameTerm(after.wire, term)) throw err;
         throw this.#lose(term, after);
       }
       if (status === 404) throw this.#lose(term, { obj: undefined, wire: undefined });
-      if (status !== 409) return this.#confirm(term, record, sentAt);
+      if (status !== 409) return this.#confirm(term, record, sent.sentAt);
       if (conflicts + 1 >= MAX_CONFLICTS) {
         throw new BackendUnavailableError(`renew of ${this.key}: ${MAX_CONFLICTS} conflicts in a row`, { backend: 'kubernetes', status: 409 });
       }
@@ -179,15 +188,19 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     }
     // The cached object is used only when it shows this term; anything else is re-read before deciding.
     let current = this.#io.cachedTermObject(term);
+    let attempted = false;
+    const done = (snap: Snapshot): boolean => {
+      // Cleared in place with our token after we wrote: our release (perhaps a re-sent copy met its first one as a 409).
+      const mine = attempted && snap.wire !== undefined && snap.wire.holder === undefined && BigInt(snap.wire.transitions) === term.token;
+      this.#held.delete(term);
+      term.end(mine ? (successor === undefined ? 'released' : 'handover') : lossReason(snap));
+      return mine;
+    };
     for (let conflicts = 0; conflicts <= MAX_CONFLICTS; conflicts++) {
       const snap: Snapshot = current ? { obj: current, wire: this.#io.parse(current) } : await this.#io.read();
       current = undefined;
-      if (!snap.wire || !sameTerm(snap.wire, term)) {
-        this.#held.delete(term);
-        term.end(lossReason(snap));
-        return false;
-      }
-      if (successor !== undefined && this.#o.failoverName) {
+      if (!snap.wire || !sameTerm(snap.wire, term)) return done(snap);
+      if (successor !== undefined && this.#o.failoverName && !attempted) {
         await writePatroniFailover(this.#o, this.#o.failoverName, term.holder, successor).catch((err: unknown) => this.#warn(err));
       }
       const time = this.#io.nextTime();
@@ -196,6 +209,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         this.kind === 'Lease'
           ? { holder: undefined, durationSeconds: 1, acquireTime: time, renewTime: time, transitions: snap.wire.transitions }
           : { ...snap.wire, holder: undefined };
+      attempted = true;
       let status: number;
       try {
         status = await this.#io.put(this.#io.build(snap.obj, record, { successor: successor ?? null }), undefined);
@@ -205,17 +219,11 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
           throw err;
         });
         if (after.wire && sameTerm(after.wire, term)) throw err;
-        const mine = after.wire !== undefined && after.wire.holder === undefined && after.wire.transitions === snap.wire.transitions;
-        this.#held.delete(term);
-        term.end(mine ? (successor === undefined ? 'released' : 'handover') : lossReason(after));
-        return mine;
+        return done(after);
       }
       if (status === 409) continue;
+      if (status === 404) return done({ obj: undefined, wire: undefined });
       this.#held.delete(term);
-      if (status === 404) {
-        term.end('expired');
-        return false;
-      }
       term.end(successor === undefined ? 'released' : 'handover');
       log('%s: term %s of %s released%s', this.key, term.token, term.holder, successor === undefined ? '' : ` to ${successor}`);
       return true;
@@ -302,7 +310,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   }
 
   /** GET for renew; ends the term when the record is provably not ours (a malformed one included: never overwritten). */
-  async #readTermObject(term: Term, signal: AbortSignal | undefined): Promise<KubeObject> {
+  async #readTerm(term: Term, signal: AbortSignal | undefined): Promise<Snapshot> {
     let snap: Snapshot;
     try {
       snap = await this.#io.read(signal);
@@ -313,7 +321,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       throw new LockLostError(`term ${term.token} of ${JSON.stringify(term.holder)} is over: record malformed`, { backend: 'kubernetes', reason: 'taken', cause: err });
     }
     if (!snap.obj || !snap.wire || !sameTerm(snap.wire, term)) throw this.#lose(term, snap);
-    return snap.obj;
+    return snap;
   }
 
   #validUntil(sentAt: number): number {

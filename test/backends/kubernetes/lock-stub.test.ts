@@ -155,6 +155,30 @@ describe('KubernetesLock (stub API, virtual clock)', () => {
     }
   });
 
+  it('a write the client re-sent after a reset meets its applied first copy as a 409: acquire and release still count as done', async () => {
+    const { api, make, close } = setup();
+    try {
+      const a = make();
+      const b = make();
+      api.hook = (req) => (req.method !== 'GET' ? 'applied-then-409' : undefined);
+      const t1 = await a.acquire('node-a');
+      assert.ok(t1, 'created, then AlreadyExists for the copy: ours');
+      assert.equal(await a.release(t1), true);
+      assert.equal(t1.endReason, 'released');
+      const t2 = await a.acquire('node-a');
+      assert.ok(t2, 'updated, then Conflict for the copy: ours');
+      assert.equal(t2.token, 2n);
+      assert.equal(await a.renew(t2), t2, 'renew: 409 → re-read → still ours → renewed again');
+      assert.equal(await a.release(t2, { successor: 'node-b' }), true);
+      assert.equal(t2.endReason, 'handover');
+      api.hook = undefined;
+      assert.ok(await b.acquire('node-b'));
+    } finally {
+      api.hook = undefined;
+      await close();
+    }
+  });
+
   it('RBAC forbids the object: ForbiddenError at once, one request', async () => {
     const { api, make, close } = setup();
     try {

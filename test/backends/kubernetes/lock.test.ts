@@ -27,7 +27,7 @@ const realPause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r
 let fake: FakeKubeApiServer;
 const clients = new Set<KubeClient>();
 function client(): KubeClient {
-  const c = new KubeClient({ ...fake.clientOptions(), resolver: endpointsResolver(), requestTimeoutMs: 2000 });
+  const c = new KubeClient({ ...fake.clientOptions(), resolver: endpointsResolver(), requestTimeoutMs: 8000 });
   c.on('warning', () => undefined);
   clients.add(c);
   return c;
@@ -56,7 +56,8 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
       name: `kubernetes ${kind}, FakeKubeApiServer via endpointsResolver`,
       ttlMs: TTL,
       newLock: async () => {
-        const lock = new KubernetesLock({ client: client(), kind, name, ttlMs: TTL, clock, podIp: kind === 'Endpoints' ? '10.1.2.3' : undefined });
+        // Generous request deadline: 20 locks open TLS connections at once on a busy 2-core machine.
+        const lock = new KubernetesLock({ client: client(), kind, name, ttlMs: TTL, clock, requestTimeoutMs: 8000, podIp: kind === 'Endpoints' ? '10.1.2.3' : undefined });
         locks.push(lock);
         return lock;
       },
@@ -91,6 +92,33 @@ describe('KubernetesLock on FakeKubeApiServer', () => {
       assert.equal(fake.requests.filter((r) => r.name === 'rbac-denied').length, 1, 'one request, no retries');
     } finally {
       lift();
+      await lock.close();
+      await closeClients();
+    }
+  });
+
+  it('a write applied on the sticky node whose response is lost (the client re-sends it to another node) still counts', async () => {
+    const c = client();
+    const lock = lockOn(c, { name: 'dropped' });
+    const dropOnSticky = (): (() => void) => {
+      const node = fake.nodeByIp(new URL(c.stats.endpoint!).hostname)!;
+      node.faults.dropResponse = true;
+      return () => (node.faults.dropResponse = false);
+    };
+    const heal: Array<() => void> = [];
+    try {
+      await lock.get();
+      heal.push(dropOnSticky());
+      const term = await lock.acquire('node-a');
+      assert.ok(term, 'our record was applied: the 409 of the re-sent copy must not read as someone else');
+      heal.push(dropOnSticky());
+      assert.equal(await lock.renew(term), term);
+      heal.push(dropOnSticky());
+      assert.equal(await lock.release(term), true);
+      assert.equal(term.endReason, 'released');
+      assert.ok(fake.requests.some((r) => r.name === 'dropped' && r.status === 409), 'the re-sent copies met 409s');
+    } finally {
+      for (const h of heal) h();
       await lock.close();
       await closeClients();
     }

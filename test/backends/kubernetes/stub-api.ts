@@ -7,9 +7,10 @@ import type { KubeLockApi, KubeLockRequest, KubeLockResponse, KubeWatchEvent } f
  * resourceVersion, CAS on PUT, create-or-409 on POST, merge-patch, and a watch stream. No HTTP, no
  * timers: everything resolves on the microtask queue, so tests run on a VirtualClock without sleeps.
  * `hook` sees each request before it is served and may throw (fault) or return 'lose-response'
- * (applied, then the response is lost — an ambiguous write).
+ * (applied, then the response is lost — an ambiguous write) or 'applied-then-409' (applied, and the
+ * client's re-sent copy meets it: what KubeClient returns after a reset on a write).
  */
-export type Hook = (req: KubeLockRequest) => void | 'lose-response';
+export type Hook = (req: KubeLockRequest) => void | 'lose-response' | 'applied-then-409';
 
 export class StubKubeApi implements KubeLockApi {
   readonly namespace: string;
@@ -45,6 +46,11 @@ export class StubKubeApi implements KubeLockApi {
     await Promise.resolve();
     const fault = this.hook?.(req);
     const res = this.#serve(req);
+    if (fault === 'applied-then-409' && res.status < 300) {
+      const conflict = status(req.method === 'POST' ? 409 : 409, req.method === 'POST' ? 'AlreadyExists' : 'Conflict');
+      if ((req.accept ?? []).includes(409)) return conflict as KubeLockResponse<T>;
+      throw new LeaderLockError(`${req.method} ${req.path}: 409`, { backend: 'kubernetes', status: 409 });
+    }
     if (fault === 'lose-response') throw new BackendUnavailableError(`${req.method} ${req.path}: connection reset`, { backend: 'kubernetes' });
     if (res.status >= 300 && !(req.accept ?? []).includes(res.status)) {
       const what = `${req.method} ${req.path}`;
