@@ -94,12 +94,23 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     if (isHeld(leader) && leader.session !== sid) return undefined;
     // 3. A handover named someone else, and the nomination has not expired.
     if (isHeld(successor) && successor.value !== holder) return undefined;
+    // 3b. Before any write: a session whose last confirmed refresh is old (our renewals have been
+    //     failing) is renewed first, so a process that cannot keep a session alive never churns
+    //     the key (create, then give back) and wakes every watcher for nothing.
+    let fresh: number | undefined;
+    if (created === undefined && this.#session.confirmedAt + this.ttlMs * (1 - this.drift) - this.clock.now() < this.ttlMs / 2) {
+      fresh = await this.#session.renew(sid, signal);
+      if (fresh === undefined) return 'retry';
+    }
     // 4. A stale key (unheld leftover, or held by our own session after a failed release in this
     //    process — we hold the in-process claim, so no live term of ours uses it): delete it with cas
     //    so our acquire creates the key anew and the token (CreateIndex) is fresh.
     if (leader && !(await this.#client.kvDelete(o.key, { cas: leader.modifyIndex, signal }))) return undefined;
     // 5. Acquire, renewing the session concurrently: validUntil counts from a confirmed refresh.
-    const [renewed, acquired] = await Promise.allSettled([this.#session.renew(sid, signal), this.#client.kvPut(o.key, holder, { acquire: sid, signal })]);
+    const [renewed, acquired] = await Promise.allSettled([
+      fresh !== undefined ? Promise.resolve(fresh) : this.#session.renew(sid, signal),
+      this.#client.kvPut(o.key, holder, { acquire: sid, signal }),
+    ]);
     if (acquired.status === 'rejected') {
       const err = acquired.reason as unknown;
       if (err instanceof LeaderLockError && err.reason === 'invalid-session') {
@@ -124,7 +135,15 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     }
     const confirmed = [renewed.status === 'fulfilled' ? renewed.value : undefined, created].filter((t): t is number => t !== undefined);
     const refreshedAt = confirmed.length > 0 ? Math.min(...confirmed) : this.#session.confirmedAt;
-    const term = new Term({ holder, token: mine.createIndex, validUntil: refreshedAt + this.ttlMs * (1 - this.drift), clock: this.clock, backend: 'consul' });
+    const validUntil = refreshedAt + this.ttlMs * (1 - this.drift);
+    if (!(validUntil > this.clock.now())) {
+      // We hold the key but cannot show a recent confirmed session refresh (our renewals fail while
+      // the session still lives on the server): a term would be born expired. Give the key back.
+      await this.#client.kvDelete(o.key, { cas: mine.modifyIndex, signal }).catch((err: unknown) => this.#warn(err));
+      if (renewed.status === 'rejected') throw renewed.reason;
+      return undefined;
+    }
+    const term = new Term({ holder, token: mine.createIndex, validUntil, clock: this.clock, backend: 'consul' });
     this.#terms.add(term);
     this.#term = term;
     log('acquired %s for %s, token %s', o.key, holder, mine.createIndex);

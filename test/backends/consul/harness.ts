@@ -13,6 +13,8 @@ export class ConsulWorld {
   readonly fake: FakeConsulServer;
   readonly #clients: ConsulClient[] = [];
   #pending = 0;
+  readonly #open = new Set<object>();
+  readonly #stacks = new WeakMap<object, string>();
 
   private constructor(clock: VirtualClock, fake: FakeConsulServer) {
     this.clock = clock;
@@ -30,7 +32,13 @@ export class ConsulWorld {
     this.#clients.push(real);
     const counted = <T>(p: () => Promise<T>): Promise<T> => {
       this.#pending += 1;
-      return p().finally(() => (this.#pending -= 1));
+      const token = {};
+      this.#open.add(token);
+      this.#stacks.set(token, new Error('pending call').stack ?? '');
+      return p().finally(() => {
+        this.#pending -= 1;
+        this.#open.delete(token);
+      });
     };
     return {
       address: real.address,
@@ -62,7 +70,11 @@ export class ConsulWorld {
         await new Promise((r) => setImmediate(r));
         if (this.#pending <= this.fake.parkedRequests) return;
       }
-      if (systemClock.now() - start > boundMs) throw new Error(`ConsulWorld.settle: still ${this.#pending} pending (${this.fake.parkedRequests} parked) after ${boundMs} ms`);
+      if (systemClock.now() - start > boundMs) {
+        const open = this.fake.requests.filter((r) => r.status === undefined).map((r) => `${r.method} ${r.path}?${r.search} fault=${r.fault ?? ''}`);
+        if (process.env.CONSUL_WORLD_DEBUG) for (const t of this.#open) console.error(this.#stacks.get(t));
+        throw new Error(`ConsulWorld.settle: still ${this.#pending} pending (${this.fake.parkedRequests} parked) after ${boundMs} ms; unanswered at the fake: ${open.join('; ')}`);
+      }
       await systemClock.sleep(1);
     }
   }
