@@ -185,6 +185,35 @@ describe('KubernetesLock on FakeKubeApiServer', () => {
     }
   });
 
+  it('pod role labels: primary while leading, replica after; a forbidden label write is a warning and leadership stays', async () => {
+    const c = client();
+    await c.request({ method: 'POST', path: '/api/v1/namespaces/default/pods', body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pod-7', labels: { app: 'db' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } });
+    const labels = async (): Promise<Record<string, string>> =>
+      (await c.request<{ metadata: { labels: Record<string, string> } }>({ method: 'GET', path: '/api/v1/namespaces/default/pods/pod-7' })).body.metadata.labels;
+    const lock = lockOn(c, { name: 'labels', roleLabels: { pod: 'pod-7', leader: 'master' } });
+    const warnings: Error[] = [];
+    lock.on('warning', (e: Error) => warnings.push(e));
+    let lift: (() => void) | undefined;
+    try {
+      const t1 = (await lock.acquire('node-a'))!;
+      await lock.roleLabels!.flush();
+      assert.deepEqual(await labels(), { app: 'db', role: 'master' });
+      await lock.release(t1);
+      await lock.roleLabels!.flush();
+      assert.deepEqual(await labels(), { app: 'db', role: 'replica' });
+      lift = fake.deny({ resource: 'pods', verb: 'patch' });
+      const t2 = (await lock.acquire('node-a'))!;
+      await lock.roleLabels!.flush();
+      assert.ok(warnings.some((w) => /could not label pod default\/pod-7 role=master/.test(w.message) && (w as { status?: number }).status === 403));
+      assert.equal(await lock.renew(t2), t2, 'leadership is not affected');
+      assert.ok(t2.isValid());
+    } finally {
+      lift?.();
+      await lock.close();
+      await closeClients();
+    }
+  });
+
   const kubectl = '/usr/bin/kubectl';
   it('kubectl reads what we write, as client-go and Patroni expect it', { skip: !existsSync(kubectl) && 'no /usr/bin/kubectl' }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'leaderlock-kubectl-'));
