@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, Timer } from '../../core/clock.js';
+import { openapiV3 } from './openapi.js';
 import { applyPatch, PatchError } from './patch.js';
 import { discovery, findResource, forbidden, RESOURCES, statusBody, type ResourceType } from './resources.js';
 import { parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
@@ -144,7 +145,7 @@ export class FakeKubeApi {
       return send(401, statusBody(401, 'Unauthorized', 'Unauthorized'));
     }
 
-    const doc = req.method === 'GET' ? discovery(path, this.o.serverAddress()) : undefined;
+    const doc = req.method === 'GET' ? (discovery(path, this.o.serverAddress()) ?? openapiV3(path)) : undefined;
     if (doc !== undefined) return send(200, doc);
 
     const parsed = parseRoute(path);
@@ -163,7 +164,8 @@ export class FakeKubeApi {
     }
     if (!route) {
       // Fail loudly: a route the fake does not know is recorded and answered with a message that says so.
-      if (!parsed) this.o.unknownRoute(rec);
+      // /openapi/v2 is deliberately not served (kubectl falls back to its built-in types); anything else is a gap.
+      if (!parsed && path !== '/openapi/v2') this.o.unknownRoute(rec);
       await readBody(req);
       return send(404, statusBody(404, 'NotFound', `the server could not find the requested resource (FakeKubeApiServer has no route for ${rec.method} ${path})`, { causes: [{ reason: 'UnexpectedServerResponse', message: 'unknown route' }] }));
     }
