@@ -192,7 +192,6 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     const done = (snap: Snapshot): boolean => {
       // Cleared in place with our token after we wrote: our release (perhaps a re-sent copy met its first one as a 409).
       const mine = attempted && snap.wire !== undefined && snap.wire.holder === undefined && BigInt(snap.wire.transitions) === term.token;
-      this.#held.delete(term);
       term.end(mine ? (successor === undefined ? 'released' : 'handover') : lossReason(snap));
       return mine;
     };
@@ -223,7 +222,6 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       }
       if (status === 409) continue;
       if (status === 404) return done({ obj: undefined, wire: undefined });
-      this.#held.delete(term);
       term.end(successor === undefined ? 'released' : 'handover');
       log('%s: term %s of %s released%s', this.key, term.token, term.holder, successor === undefined ? '' : ` to ${successor}`);
       return true;
@@ -281,10 +279,17 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.#observer.wrote(record, this.#o.clock.now(), sentAt);
     const term = new Term({ holder, token: BigInt(record.transitions), validUntil: this.#validUntil(sentAt), clock: this.#o.clock, backend: 'kubernetes' });
     this.#held.set(term, record);
-    if (this.roleLabels) {
-      void this.roleLabels.set('leader');
-      term.signal.addEventListener('abort', () => this.#labelFollowerIfIdle(), { once: true });
-    }
+    // Whatever ends the term (release, loss, expiry, the elector's deadline): renew is over for it
+    // (release still works, from a fresh read) and the pod label goes back to follower.
+    term.signal.addEventListener(
+      'abort',
+      () => {
+        this.#held.delete(term);
+        this.#labelFollowerIfIdle();
+      },
+      { once: true },
+    );
+    if (this.roleLabels) void this.roleLabels.set('leader');
     if (nominee && this.#o.failoverName) void clearPatroniFailover(this.#o, this.#o.failoverName).catch((err: unknown) => this.#warn(err));
     if (this.#closing) {
       void this.release(term).catch(() => term.end('stopped'));
@@ -295,11 +300,11 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   }
 
   #confirm(term: Term, record: WireRecord, sentAt: number): Term {
-    this.#held.set(term, record);
     this.#observer.wrote(record, this.#o.clock.now(), sentAt);
-    term.extend(this.#validUntil(sentAt));
     // Ended while the renew was in flight (validUntil passed, or stopped): the reply cannot revive it.
     if (term.ended) throw lost(term, term.endReason ?? 'expired');
+    this.#held.set(term, record);
+    term.extend(this.#validUntil(sentAt));
     return term;
   }
 
