@@ -14,6 +14,9 @@ after(async () => {
 });
 
 let n = 0;
+const noUnknownRoutes = (): void => {
+  if (world.fake.unknownRequests.length > 0) throw new Error(`unknown routes hit: ${world.fake.unknownRequests.map((r) => `${r.method} ${r.path}`).join(', ')}`);
+};
 lockConformance(
   {
     name: 'consul (FakeConsulServer, virtual clock)',
@@ -24,7 +27,33 @@ lockConformance(
     advance: (ms) => world.advance(ms),
     cleanup: async () => {
       n += 1;
-      if (world.fake.unknownRequests.length > 0) throw new Error(`unknown routes hit: ${world.fake.unknownRequests.map((r) => `${r.method} ${r.path}`).join(', ')}`);
+      noUnknownRoutes();
+    },
+  },
+  { describe, it },
+);
+
+// Consul's default lock-delay (15 s) and an invalidation halfway through Consul's range: the suite's
+// bound becomes 2 × ttl + lock-delay, the documented crash-failover bound.
+const LOCK_DELAY_MS = 15_000;
+let world2: ConsulWorld;
+before(async () => {
+  world2 = await ConsulWorld.start({ sessionTtlFactor: 1.5 });
+});
+after(async () => {
+  await world2.close();
+});
+let m = 0;
+lockConformance(
+  {
+    name: 'consul, lock-delay 15 s, invalidation at 1.5 × TTL',
+    ttlMs: TTL_MS,
+    expiryMs: 2 * TTL_MS + LOCK_DELAY_MS,
+    newLock: async () => world2.lock({ key: `service/delay${m}/leader`, ttlMs: TTL_MS, lockDelayMs: LOCK_DELAY_MS }),
+    advance: (ms) => world2.advance(ms),
+    cleanup: async () => {
+      m += 1;
+      if (world2.fake.unknownRequests.length > 0) throw new Error('unknown routes hit');
     },
   },
   { describe, it },
