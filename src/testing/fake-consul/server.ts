@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { systemClock, type Clock } from '../../core/clock.js';
+import { generateConsulCerts, type FakeConsulCerts } from './certs.js';
 import { findRoute, type FakeResponse } from './routes.js';
 import { ConsulState, type KvEntry, type ServiceEntry, type CheckEntry, type SessionEntry, type SessionEndReason } from './state.js';
 
@@ -32,6 +34,8 @@ export interface FakeConsulServerOptions {
   host?: string;
   /** Default 0 (any free port). */
   port?: number;
+  /** Serve HTTPS with a generated CA (`fake.ca`, for CONSUL_CACERT). Needs the `selfsigned` dev dependency. */
+  tls?: boolean;
 }
 
 export interface RecordedRequest {
@@ -88,8 +92,9 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
   #seq = 0;
   #closed = false;
   #down = false;
+  readonly #certs: FakeConsulCerts | undefined;
 
-  private constructor(options: FakeConsulServerOptions) {
+  private constructor(options: FakeConsulServerOptions, certs: FakeConsulCerts | undefined) {
     super();
     const factor = options.sessionTtlFactor ?? 2;
     if (!(factor >= 1 && factor <= 2)) throw new RangeError(`sessionTtlFactor must be in [1, 2], got ${factor}`);
@@ -101,7 +106,9 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
     this.#acl = options.acl ? new Map(Object.entries(options.acl.tokens)) : undefined;
     this.#state = new ConsulState({ clock: this.clock, node: options.node ?? 'fake-node', datacenter: options.datacenter ?? 'dc1', sessionTtlFactor: factor });
     this.#state.onSessionEnd = (s, reason) => this.emit('session-ended', { id: s.id, reason });
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#certs = certs;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#handle(req, res);
+    this.#server = certs ? (createHttpsServer({ cert: certs.cert, key: certs.key }, handler) as unknown as Server) : createServer(handler);
     this.#server.keepAliveTimeout = 5_000;
     this.#server.on('connection', (socket) => {
       this.#sockets.add(socket);
@@ -111,7 +118,8 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
 
   /** Starts listening; resolves once the port is bound. */
   static async start(options: FakeConsulServerOptions = {}): Promise<FakeConsulServer> {
-    const fake = new FakeConsulServer(options);
+    const certs = options.tls ? await generateConsulCerts(options.host ?? '127.0.0.1') : undefined;
+    const fake = new FakeConsulServer(options, certs);
     await fake.#listen();
     return fake;
   }
@@ -122,9 +130,13 @@ export class FakeConsulServer extends EventEmitter<FakeConsulServerEvents> {
   get port(): number {
     return this.#port;
   }
-  /** `http://127.0.0.1:<port>` */
+  /** PEM of the CA that signed the server certificate (tls: true only). */
+  get ca(): string | undefined {
+    return this.#certs?.ca;
+  }
+  /** `http://127.0.0.1:<port>` (`https://` with tls). */
   get url(): string {
-    return `http://${this.#host.includes(':') ? `[${this.#host}]` : this.#host}:${this.#port}`;
+    return `${this.#certs ? 'https' : 'http'}://${this.#host.includes(':') ? `[${this.#host}]` : this.#host}:${this.#port}`;
   }
   /** `127.0.0.1:<port>`, the form of `CONSUL_HTTP_ADDR`. */
   get address(): string {

@@ -324,3 +324,29 @@ describe('ConsulLock watch', () => {
     assert.deepEqual(indexes, [0n, 100n, 120n, 0n, 9n]);
   });
 });
+
+describe('ConsulLock over HTTPS', () => {
+  it('verifies the agent with CONSUL_CACERT; without the CA the handshake fails as BackendUnavailableError', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { FakeConsulServer } = await import('../../../src/testing/index.js');
+    const fake = await FakeConsulServer.start({ tls: true });
+    const dir = mkdtempSync(join(tmpdir(), 'leaderlock-consul-'));
+    try {
+      const caFile = join(dir, 'ca.pem');
+      writeFileSync(caFile, fake.ca!);
+      const env = { CONSUL_HTTP_ADDR: fake.address, CONSUL_HTTP_SSL: 'true', CONSUL_CACERT: caFile };
+      const ok = new ConsulLock({ env, ttlMs: TTL });
+      const term = await ok.acquire('node-a');
+      assert.ok(term);
+      await ok.close();
+      const untrusted = new ConsulLock({ env: { CONSUL_HTTP_ADDR: fake.url }, ttlMs: TTL });
+      await assert.rejects(untrusted.acquire('node-b'), (err) => err instanceof BackendUnavailableError && /certificate/i.test(err.message));
+      await untrusted.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await fake.close();
+    }
+  });
+});
