@@ -4,7 +4,9 @@
  */
 export { ConsulLock } from './lock.js';
 export type { ConsulLockOptions } from './options.js';
-export { ConsulClient, resolveConnection, goDuration } from './client.js';
+export { ConsulClient } from './client.js';
+export { resolveConnection, goDuration } from './connection.js';
+export type { ResolvedConnection } from './connection.js';
 export type { ConsulApi, ConsulConnectionOptions, KvPair, KvRead, CallOptions, SessionSpec, ServiceSpec } from './client.js';
 export { ConsulServiceRegistration } from './registration.js';
 export type { ConsulServiceRegistrationOptions, ConsulServiceRegistrationEvents, ServiceRole, ElectorEventsSource } from './registration.js';

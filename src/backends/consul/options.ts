@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import { Problems, checkDrift, checkTtl } from '../../core/options.js';
-import { ConsulClient, resolveConnection, type ConsulApi, type ConsulConnectionOptions } from './client.js';
+import { ConsulClient, type ConsulApi } from './client.js';
+import { resolveConnection, type ConsulConnectionOptions } from './connection.js';
 
 export interface ConsulLockOptions extends ConsulConnectionOptions {
   /**

@@ -3,7 +3,8 @@ import { systemClock, type Clock, type Timer } from '../../core/clock.js';
 import { AbortedError, LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
 import { Problems, checkIdentity } from '../../core/options.js';
-import { ConsulClient, goDuration, type ConsulApi, type ConsulConnectionOptions } from './client.js';
+import { ConsulClient, type ConsulApi } from './client.js';
+import { goDuration, type ConsulConnectionOptions } from './connection.js';
 
 const log = logger('consul:service');
 

@@ -1,6 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import { logger } from '../../core/log.js';
-import { goDuration, type ConsulApi, type SessionSpec } from './client.js';
+import type { ConsulApi, SessionSpec } from './client.js';
+import { goDuration } from './connection.js';
 
 const log = logger('consul:session');
 

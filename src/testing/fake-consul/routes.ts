@@ -1,5 +1,9 @@
+import { agentChecks, agentSelf, agentServices, catalogService, catalogServices, checkUpdate, checkUpdateBody, healthService, serviceDeregister, serviceRegister, statusLeader } from './agent-routes.js';
 import { parseDuration, formatDuration } from './duration.js';
-import { InvalidSessionError, type CheckEntry, type CheckStatus, type ConsulState, type KvEntry, type ServiceEntry, type SessionEntry } from './state.js';
+import { bad, blocking, fields, isResponse, notFound, uintParam, type Handler } from './http.js';
+import { InvalidSessionError, type KvEntry, type SessionEntry } from './state.js';
+
+export type { FakeRequest, FakeResponse } from './http.js';
 
 /**
  * Consul's HTTP API (the parts leader election and service registration use), mapped onto
@@ -8,83 +12,9 @@ import { InvalidSessionError, type CheckEntry, type CheckStatus, type ConsulStat
  * fails loudly instead of passing by accident.
  */
 
-export interface FakeRequest {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  body: Buffer;
-  /** Aborts when the client goes away or the server closes (ends blocking queries). */
-  signal: AbortSignal;
-}
-
-export interface FakeResponse {
-  status: number;
-  /** JSON-serialised unless a Buffer/string (sent as is). */
-  body?: unknown;
-  index?: number;
-}
-
-type Handler = (state: ConsulState, req: FakeRequest, param: string) => FakeResponse | Promise<FakeResponse>;
-
 const SESSION_TTL_MIN_MS = 10_000;
 const SESSION_TTL_MAX_MS = 86_400_000;
 const MAX_LOCK_DELAY_MS = 60_000;
-const DEFAULT_WAIT_MS = 300_000;
-const MAX_WAIT_MS = 600_000;
-
-const bad = (text: string): FakeResponse => ({ status: 400, body: text });
-const notFound = (text: string): FakeResponse => ({ status: 404, body: text });
-
-/** Go's encoding/json matches field names case-insensitively; so do we. */
-function fields(body: Buffer): Record<string, unknown> | FakeResponse {
-  if (body.length === 0) return {};
-  try {
-    const v: unknown = JSON.parse(body.toString('utf8'));
-    if (v === null) return {};
-    if (typeof v !== 'object' || Array.isArray(v)) return bad('Request decode failed: expected an object');
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.toLowerCase(), x]));
-  } catch (err) {
-    return bad(`Request decode failed: ${(err as Error).message}`);
-  }
-}
-const isResponse = (v: unknown): v is FakeResponse => typeof v === 'object' && v !== null && 'status' in v && typeof (v as FakeResponse).status === 'number';
-
-function uintParam(q: URLSearchParams, name: string): number | undefined | FakeResponse {
-  const raw = q.get(name);
-  if (raw === null) return undefined;
-  if (!/^\d+$/.test(raw)) return bad(`Invalid ${name} index: ${raw}`);
-  return Number(raw);
-}
-
-/**
- * A blocking query: with `?index=N` (N > 0) the answer waits until the read's index exceeds N or
- * `?wait` (default 5 min, at most 10 min, on the fake's clock) passes. Consul adds up to wait/16 of
- * jitter; the fake does not, so tests are exact.
- */
-async function blocking(state: ConsulState, req: FakeRequest, read: () => FakeResponse & { index: number }): Promise<FakeResponse> {
-  const min = uintParam(req.query, 'index');
-  if (isResponse(min)) return min;
-  let waitMs = DEFAULT_WAIT_MS;
-  const w = req.query.get('wait');
-  if (w !== null) {
-    const parsed = parseDuration(w);
-    if (parsed === undefined) return bad(`Invalid wait time: ${w}`);
-    waitMs = Math.min(parsed, MAX_WAIT_MS);
-  }
-  let r = read();
-  if (!min) return r;
-  const deadline = state.clock.now() + waitMs;
-  while (r.index <= min && state.clock.now() < deadline && !req.signal.aborted) {
-    state.parked += 1;
-    try {
-      await state.waitForChange(deadline - state.clock.now(), req.signal);
-    } finally {
-      state.parked -= 1;
-    }
-    r = read();
-  }
-  return r;
-}
 
 function kvJson(e: KvEntry): Record<string, unknown> {
   return {
@@ -226,143 +156,6 @@ const sessionList: Handler = (state, req) =>
 
 const sessionNode: Handler = (state, req, node) =>
   blocking(state, req, () => ({ status: 200, body: [...state.sessions.values()].filter((s) => s.node === node).map(sessionJson), index: state.index }));
-
-// ---- Agent, catalog, health -------------------------------------------------------------------------------
-
-function checkDefs(id: string, f: Record<string, unknown>): Array<Pick<CheckEntry, 'id' | 'name' | 'ttlMs' | 'notes'> & { status?: CheckStatus }> | FakeResponse {
-  const raw: unknown[] = Array.isArray(f.checks) ? f.checks : f.check ? [f.check] : [];
-  const out: Array<Pick<CheckEntry, 'id' | 'name' | 'ttlMs' | 'notes'> & { status?: CheckStatus }> = [];
-  for (const [i, c] of raw.entries()) {
-    if (typeof c !== 'object' || c === null) return bad('Invalid check definition');
-    const cf = Object.fromEntries(Object.entries(c).map(([k, x]) => [k.toLowerCase(), x]));
-    const ttl = typeof cf.ttl === 'string' ? parseDuration(cf.ttl) : 0;
-    if (ttl === undefined) return bad(`Invalid check TTL ${String(cf.ttl)}`);
-    const status = cf.status;
-    if (status !== undefined && status !== 'passing' && status !== 'warning' && status !== 'critical') return bad(`Invalid check status ${String(status)}`);
-    const checkId = typeof cf.checkid === 'string' ? cf.checkid : typeof cf.id === 'string' ? cf.id : raw.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`;
-    out.push({
-      id: checkId,
-      name: typeof cf.name === 'string' ? cf.name : `Service '${id}' check`,
-      ttlMs: ttl,
-      notes: typeof cf.notes === 'string' ? cf.notes : '',
-      ...(status !== undefined ? { status } : {}),
-    });
-  }
-  return out;
-}
-
-const serviceRegister: Handler = (state, req) => {
-  const f = fields(req.body);
-  if (isResponse(f)) return f;
-  if (typeof f.name !== 'string' || f.name === '') return bad('Missing service name');
-  const id = typeof f.id === 'string' && f.id !== '' ? f.id : f.name;
-  const checks = checkDefs(id, f);
-  if (isResponse(checks)) return checks;
-  const tags = Array.isArray(f.tags) ? f.tags.map(String) : [];
-  const meta = typeof f.meta === 'object' && f.meta !== null ? (f.meta as Record<string, string>) : {};
-  state.registerService({ id, name: f.name, tags, address: typeof f.address === 'string' ? f.address : '', port: typeof f.port === 'number' ? f.port : 0, meta }, checks);
-  return { status: 200 };
-};
-
-const serviceDeregister: Handler = (state, _req, id) =>
-  state.deregisterService(id) ? { status: 200 } : notFound(`Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`);
-
-const checkUpdate =
-  (status: CheckStatus): Handler =>
-  (state, req, id) =>
-    state.updateCheck(id, status, req.query.get('note') ?? '') ? { status: 200 } : notFound(`Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`);
-
-const checkUpdateBody: Handler = (state, req, id) => {
-  const f = fields(req.body);
-  if (isResponse(f)) return f;
-  const status = f.status;
-  if (status !== 'passing' && status !== 'warning' && status !== 'critical') return bad(`Invalid check status: "${String(status)}"`);
-  return checkUpdate(status)(state, { ...req, query: new URLSearchParams({ note: typeof f.output === 'string' ? f.output : '' }) }, id);
-};
-
-function serviceJson(state: ConsulState, s: ServiceEntry): Record<string, unknown> {
-  return { ID: s.id, Service: s.name, Tags: s.tags, Meta: s.meta, Port: s.port, Address: s.address, EnableTagOverride: false, Datacenter: state.datacenter, CreateIndex: s.createIndex, ModifyIndex: s.modifyIndex };
-}
-
-function checkJson(state: ConsulState, c: CheckEntry): Record<string, unknown> {
-  const svc = state.services.get(c.serviceId);
-  return {
-    Node: state.node,
-    CheckID: c.id,
-    Name: c.name,
-    Status: c.status,
-    Notes: c.notes,
-    Output: c.output,
-    ServiceID: c.serviceId,
-    ServiceName: c.serviceName,
-    ServiceTags: svc?.tags ?? [],
-    Type: c.ttlMs > 0 ? 'ttl' : '',
-    CreateIndex: c.createIndex,
-    ModifyIndex: c.modifyIndex,
-  };
-}
-
-function nodeJson(state: ConsulState): Record<string, unknown> {
-  return { ID: '00000000-0000-4000-8000-00000000fa4e', Node: state.node, Address: '127.0.0.1', Datacenter: state.datacenter, TaggedAddresses: { lan: '127.0.0.1', wan: '127.0.0.1' }, Meta: {}, CreateIndex: 1, ModifyIndex: 1 };
-}
-
-/** Instances of `name` carrying every `?tag=` given (Consul allows the parameter more than once). */
-function instances(state: ConsulState, name: string, q: URLSearchParams): ServiceEntry[] {
-  const tags = q.getAll('tag');
-  return [...state.services.values()].filter((s) => s.name === name && tags.every((t) => s.tags.includes(t))).sort((a, b) => (a.id < b.id ? -1 : 1));
-}
-
-const catalogService: Handler = (state, req, name) =>
-  blocking(state, req, () => ({
-    status: 200,
-    index: state.catalogIndex,
-    body: instances(state, name, req.query).map((s) => ({
-      ID: nodeJson(state).ID,
-      Node: state.node,
-      Address: '127.0.0.1',
-      Datacenter: state.datacenter,
-      TaggedAddresses: { lan: '127.0.0.1', wan: '127.0.0.1' },
-      NodeMeta: {},
-      ServiceID: s.id,
-      ServiceName: s.name,
-      ServiceTags: s.tags,
-      ServiceAddress: s.address,
-      ServicePort: s.port,
-      ServiceMeta: s.meta,
-      ServiceEnableTagOverride: false,
-      CreateIndex: s.createIndex,
-      ModifyIndex: s.modifyIndex,
-    })),
-  }));
-
-const catalogServices: Handler = (state, req) =>
-  blocking(state, req, () => {
-    const out: Record<string, string[]> = { consul: [] };
-    for (const s of state.services.values()) out[s.name] = [...new Set([...(out[s.name] ?? []), ...s.tags])];
-    return { status: 200, body: out, index: state.catalogIndex };
-  });
-
-const serfHealth = (state: ConsulState): Record<string, unknown> => ({
-  Node: state.node, CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing', Notes: '', Output: 'Agent alive and reachable', ServiceID: '', ServiceName: '', ServiceTags: [], Type: '', CreateIndex: 1, ModifyIndex: 1,
-});
-
-const healthService: Handler = (state, req, name) =>
-  blocking(state, req, () => {
-    const rows = instances(state, name, req.query).map((s) => {
-      const checks = [serfHealth(state), ...[...state.checks.values()].filter((c) => c.serviceId === s.id).map((c) => checkJson(state, c))];
-      return { Node: nodeJson(state), Service: serviceJson(state, s), Checks: checks };
-    });
-    const passing = req.query.has('passing') ? rows.filter((r) => r.Checks.every((c) => c.Status === 'passing')) : rows;
-    return { status: 200, body: passing, index: state.catalogIndex };
-  });
-
-const agentServices: Handler = (state) => ({ status: 200, body: Object.fromEntries([...state.services.values()].map((s) => [s.id, serviceJson(state, s)])) });
-const agentChecks: Handler = (state) => ({ status: 200, body: Object.fromEntries([...state.checks.values()].map((c) => [c.id, checkJson(state, c)])) });
-const agentSelf: Handler = (state) => ({
-  status: 200,
-  body: { Config: { Datacenter: state.datacenter, NodeName: state.node, Server: true, Version: '1.20.0-fake' }, Member: { Name: state.node, Addr: '127.0.0.1', Port: 8301, Status: 1 } },
-});
-const statusLeader: Handler = () => ({ status: 200, body: '127.0.0.1:8300' });
 
 /** [method, path prefix, handler, exact] — the prefix's remainder is passed as `param`. */
 const TABLE: Array<[string, string, Handler, boolean]> = [
