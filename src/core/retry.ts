@@ -53,7 +53,6 @@ export async function withRetry<T>(attempt: (signal: AbortSignal, attemptNumber:
         randomize: true,
         maxRetryTime: options.deadlineMs,
         signal,
-        unref: true,
         shouldRetry: ({ error }) => !signal.aborted && retryable(error),
       },
     );
