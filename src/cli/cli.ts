@@ -121,6 +121,12 @@ async function readCommand(command: 'status' | 'watch', argv: readonly string[],
   const args = parseReadArgs(command, argv, io.env);
   const clock = io.clock ?? systemClock;
   const { lock } = await open(args, io);
+  // Transient trouble the backend retries through (a watch reconnecting, a member switch): say so once per message.
+  let lastWarning = '';
+  lock.on('warning', (err: Error) => {
+    if (err.message !== lastWarning) io.err(`leaderlock: warning: ${redact(err.message)}`);
+    lastWarning = err.message;
+  });
   try {
     if (command === 'status') {
       await status(lock, args.key, args.json, clock, io.out);
