@@ -1,16 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { AbortedError, BackendUnavailableError, DeadlineExceededError, LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
-import { Problems } from '../../core/options.js';
 import { errorText } from '../../core/retry.js';
-import { inClusterConfig, isInCluster, kubeconfigConfig, type KubeConnectionConfig } from './config.js';
-import { fileTokenSource, staticTokenSource, type TokenSource } from './credentials.js';
+import { explicitConfig, inClusterConfig, isInCluster, kubeconfigConfig, type ExplicitConnectionOptions, type KubeConnectionConfig } from './config.js';
 import { serviceResolver, type ApiEndpointResolver, type ResolverContext } from './resolver.js';
 import { retryAfterMs, statusError } from './status.js';
+import { createPool, sendOnce, type OnceResult, type ResponseBody } from './transport.js';
 import { parseWatchStream, type WatchEvent } from './watch-stream.js';
 
 const log = logger('k8s:client');
@@ -46,22 +43,7 @@ export interface KubeWatchOptions {
 
 export type { WatchEvent } from './watch-stream.js';
 
-export interface KubeClientOptions {
-  /** API server URL. With it, only explicit options are used (no in-cluster or kubeconfig lookup). */
-  server?: string | URL;
-  /** Name the server certificate must carry. Default: the server URL's host. */
-  servername?: string;
-  /** PEM CA bundle. */
-  ca?: string;
-  /** PEM client certificate and key. */
-  cert?: string;
-  key?: string;
-  /** Bearer token, token file (re-read every 60 s and on 401), or your own source. */
-  token?: string;
-  tokenFile?: string;
-  tokenSource?: TokenSource;
-  /** Default namespace. */
-  namespace?: string;
+export interface KubeClientOptions extends Partial<ExplicitConnectionOptions> {
   /** Fully resolved connection settings (e.g. from `kubeconfigConfig()`); wins over the fields above. */
   connection?: KubeConnectionConfig;
   /** Which addresses to dial. Default `serviceResolver()`; `endpointsResolver()` bypasses kube-proxy. */
@@ -94,64 +76,9 @@ export interface KubeClientStats {
 /** The structural slice KubernetesLock depends on. */
 export type KubeApi = Pick<KubeClient, 'request' | 'watch' | 'namespace'>;
 
-type ResponseBody = import('undici').Dispatcher.ResponseData['body'];
-interface OnceResult {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: unknown;
-  stream: ResponseBody | undefined;
-}
-
-type Query = Record<string, string | number | boolean | undefined>;
-
-function queryString(query: Query | undefined): string {
-  if (!query) return '';
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.append(k, String(v));
-  const s = q.toString();
-  return s ? `?${s}` : '';
-}
-
-function parseBody(text: string, contentType: string | string[] | undefined): unknown {
-  const ct = String(contentType ?? '');
-  if (text === '') return undefined;
-  if (ct.includes('json') || text.startsWith('{') || text.startsWith('[')) {
-    try {
-      return JSON.parse(text);
-    } catch {
-      return text;
-    }
-  }
-  return text;
-}
-
 function resolveConnection(options: KubeClientOptions): KubeConnectionConfig {
   if (options.connection) return options.connection;
-  if (options.server !== undefined) {
-    const p = new Problems();
-    let server: URL | undefined;
-    try {
-      server = new URL(options.server);
-    } catch {
-      p.add(`server must be a URL, got ${JSON.stringify(String(options.server))}`);
-    }
-    p.check(!server || server.protocol === 'https:', `server must be https, got ${server?.protocol}`);
-    p.check(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, `requestTimeoutMs must be > 0, got ${options.requestTimeoutMs}`);
-    p.check([options.token, options.tokenFile, options.tokenSource].filter((x) => x !== undefined).length <= 1, 'give at most one of token, tokenFile, tokenSource');
-    p.throwIfAny('kubernetes');
-    const host = server!.hostname.replace(/^\[|\]$/g, '');
-    const clockOpt = options.clock ? { clock: options.clock } : {};
-    return {
-      server: server!,
-      servername: options.servername ?? host,
-      ...(options.ca ? { ca: options.ca } : {}),
-      ...(options.cert ? { cert: options.cert } : {}),
-      ...(options.key ? { key: options.key } : {}),
-      tokenSource: options.tokenSource ?? (options.tokenFile ? fileTokenSource(options.tokenFile, clockOpt) : staticTokenSource(options.token)),
-      namespace: options.namespace ?? 'default',
-      source: 'explicit',
-    };
-  }
+  if (options.server !== undefined) return explicitConfig({ ...options, server: options.server });
   const clockOpt = options.clock ? { clock: options.clock } : {};
   return isInCluster() ? inClusterConfig(clockOpt) : kubeconfigConfig(clockOpt);
 }
@@ -177,6 +104,7 @@ export class KubeClient extends EventEmitter {
   readonly #userAgent: string;
   readonly #clock: Clock;
   readonly #pools = new Map<string, Pool>();
+  readonly #auth: { token: () => Promise<string | undefined>; userAgent: string };
   #lastGood: URL | undefined;
   #lastFailure: string | undefined;
   #closed = false;
@@ -195,6 +123,7 @@ export class KubeClient extends EventEmitter {
     this.#userAgent = options.userAgent ?? 'leaderlock';
     this.#clock = options.clock ?? systemClock;
     this.#resolver = options.resolver ?? serviceResolver();
+    this.#auth = { token: () => this.#conn.tokenSource.get(), userAgent: this.#userAgent };
     this.#resolver.attach?.(this.#resolverContext());
   }
 
@@ -283,22 +212,7 @@ export class KubeClient extends EventEmitter {
   #pool(url: URL): Pool {
     let pool = this.#pools.get(url.origin);
     if (!pool) {
-      const expected = this.#conn.servername;
-      pool = new Pool(url.origin, {
-        connections: this.#connections,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        connect: {
-          rejectUnauthorized: true,
-          // SNI only carries DNS names; an IP servername is still checked below.
-          ...(isIP(expected) ? {} : { servername: expected }),
-          // Verify against the service name whatever address we dialed (a bare API server IP).
-          checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(expected, cert),
-          ...(this.#conn.ca ? { ca: this.#conn.ca } : {}),
-          ...(this.#conn.cert ? { cert: this.#conn.cert } : {}),
-          ...(this.#conn.key ? { key: this.#conn.key } : {}),
-        },
-      });
+      pool = createPool(url, this.#conn, this.#connections);
       this.#pools.set(url.origin, pool);
     }
     return pool;
@@ -347,7 +261,7 @@ export class KubeClient extends EventEmitter {
         const share = left / (urls.length - i);
         let res: OnceResult;
         try {
-          res = await this.#once(url, opts, share, stream, idleTimeoutMs);
+          res = await sendOnce(this.#pool(url), url, opts, share, stream, idleTimeoutMs, this.#auth);
         } catch (err) {
           if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'kubernetes', cause: opts.signal.reason });
           if (err instanceof LeaderLockError && !(err instanceof BackendUnavailableError)) throw err;
@@ -414,61 +328,4 @@ export class KubeClient extends EventEmitter {
     }
   }
 
-  /** One try against one endpoint, bounded by `tryMs` (for a stream: until the headers arrive). */
-  async #once(url: URL, opts: KubeRequestOptions, tryMs: number, stream: boolean, idleTimeoutMs: number | undefined): Promise<OnceResult> {
-    const what = `${opts.method} ${opts.path} via ${url.host}`;
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort(new DeadlineExceededError(`${what}: no answer within ${Math.round(tryMs)} ms`, { backend: 'kubernetes' }));
-    }, Math.max(1, tryMs));
-    const onAbort = (): void => ac.abort(opts.signal?.reason);
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      if (!stream) opts.signal?.removeEventListener('abort', onAbort);
-    };
-    try {
-      const token = await this.#conn.tokenSource.get();
-      const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
-      if (token) headers.authorization = `Bearer ${token}`;
-      let body: string | undefined;
-      if (opts.body !== undefined) {
-        body = JSON.stringify(opts.body);
-        headers['content-type'] = opts.contentType ?? (opts.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
-      }
-      // undici may settle an aborted request only when its connect attempt ends (a blackholed
-      // TLS handshake: its connect timeout), so the try's own deadline is raced explicitly.
-      const aborted = new Promise<never>((_, reject) => {
-        const fail = (): void => reject(ac.signal.reason);
-        if (ac.signal.aborted) fail();
-        else ac.signal.addEventListener('abort', fail, { once: true });
-      });
-      aborted.catch(() => {});
-      const pending = this.#pool(url).request({
-        path: opts.path + queryString(opts.query),
-        method: opts.method,
-        headers,
-        ...(body !== undefined ? { body } : {}),
-        signal: ac.signal,
-        ...(stream ? { bodyTimeout: idleTimeoutMs ?? 0 } : {}),
-      });
-      pending.catch(() => {});
-      const res = await Promise.race([pending, aborted]);
-      if (stream && res.statusCode === 200) {
-        clearTimeout(timer);
-        res.body.once('close', () => opts.signal?.removeEventListener('abort', onAbort));
-        return { status: res.statusCode, headers: res.headers, body: undefined as unknown, stream: res.body };
-      }
-      const text = await Promise.race([res.body.text(), aborted]);
-      return { status: res.statusCode, headers: res.headers, body: parseBody(text, res.headers['content-type']), stream: undefined };
-    } catch (err) {
-      if (timedOut) throw new DeadlineExceededError(`${what}: no answer within ${Math.round(tryMs)} ms`, { backend: 'kubernetes', cause: err });
-      if (err instanceof LeaderLockError) throw err;
-      throw new BackendUnavailableError(`${what}: ${errorText(err)}`, { backend: 'kubernetes', cause: err });
-    } finally {
-      cleanup();
-    }
-  }
 }

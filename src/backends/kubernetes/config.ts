@@ -216,3 +216,52 @@ export function kubeconfigConfig(options: KubeconfigOptions = {}): KubeConnectio
     source: 'kubeconfig',
   };
 }
+
+/** Explicit connection options (no in-cluster or kubeconfig lookup). */
+export interface ExplicitConnectionOptions {
+  /** API server URL. Given to `KubeClient`, only explicit options are used (no in-cluster or kubeconfig lookup). */
+  server: string | URL;
+  /** Name the server certificate must carry. Default: the server URL's host. */
+  servername?: string;
+  /** PEM CA bundle. */
+  ca?: string;
+  /** PEM client certificate and key. */
+  cert?: string;
+  key?: string;
+  /** Bearer token, token file (re-read every 60 s and on 401), or your own source: at most one. */
+  token?: string;
+  tokenFile?: string;
+  tokenSource?: TokenSource;
+  /** Default namespace. Default 'default'. */
+  namespace?: string;
+  /** Checked here so every option problem is reported at once. */
+  requestTimeoutMs?: number;
+  clock?: Clock;
+}
+
+/** Connection settings from explicit options; every broken rule in one `ConfigError`. */
+export function explicitConfig(options: ExplicitConnectionOptions): KubeConnectionConfig {
+  const p = new Problems();
+  let server: URL | undefined;
+  try {
+    server = new URL(options.server);
+  } catch {
+    p.add(`server must be a URL, got ${JSON.stringify(String(options.server))}`);
+  }
+  p.check(!server || server.protocol === 'https:', `server must be https, got ${server?.protocol}`);
+  p.check(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, `requestTimeoutMs must be > 0, got ${options.requestTimeoutMs}`);
+  p.check([options.token, options.tokenFile, options.tokenSource].filter((x) => x !== undefined).length <= 1, 'give at most one of token, tokenFile, tokenSource');
+  p.throwIfAny('kubernetes');
+  const host = server!.hostname.replace(/^\[|\]$/g, '');
+  const clockOpt = options.clock ? { clock: options.clock } : {};
+  return {
+    server: server!,
+    servername: options.servername ?? host,
+    ...(options.ca ? { ca: options.ca } : {}),
+    ...(options.cert ? { cert: options.cert } : {}),
+    ...(options.key ? { key: options.key } : {}),
+    tokenSource: options.tokenSource ?? (options.tokenFile ? fileTokenSource(options.tokenFile, clockOpt) : staticTokenSource(options.token)),
+    namespace: options.namespace ?? 'default',
+    source: 'explicit',
+  };
+}

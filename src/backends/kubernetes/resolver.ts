@@ -208,7 +208,7 @@ export class EndpointsResolver implements ApiEndpointResolver {
       if (res.status === 200) return this.#apply(addressesFromEndpoints(res.body, this.#portName), 'Endpoints');
       // 403 here (after 403 or 404 on the slices) or a missing object: there is no list we can
       // read, now or later. Patroni disables its bypass the same way.
-      this.#pinFallback(res.status === 404 ? 'the default/kubernetes Endpoints object does not exist' : `reading default/kubernetes endpoints is forbidden (${denied ? 'EndpointSlices and ' : ''}Endpoints: 403)`);
+      this.#pinFallback(res.status, res.status === 404 ? 'the default/kubernetes Endpoints object does not exist' : `reading default/kubernetes endpoints is forbidden (${denied ? 'EndpointSlices and ' : ''}Endpoints: 403)`);
     } catch (err) {
       // Timeout, 5xx, refused: keep the last list and try again after refreshMs. Never pin the fallback.
       this.#refreshFailures++;
@@ -242,7 +242,7 @@ export class EndpointsResolver implements ApiEndpointResolver {
     }
   }
 
-  #pinFallback(why: string): void {
+  #pinFallback(status: number, why: string): void {
     if (this.#fallback) return;
     this.#fallback = true;
     this.#ips = [];
@@ -251,8 +251,8 @@ export class EndpointsResolver implements ApiEndpointResolver {
     ctx.warn(
       new LeaderLockError(`endpointsResolver: ${why}; falling back to the service address ${ctx.serviceUrl.host} for the life of the process (grant get/list on endpoints and endpointslices in namespace default to bypass kube-proxy)`, {
         backend: 'kubernetes',
-        status: 403,
-        reason: 'Forbidden',
+        status,
+        reason: status === 404 ? 'NotFound' : 'Forbidden',
       }),
     );
   }

@@ -127,6 +127,26 @@ describe('kubernetes API endpoint resolvers', () => {
     }
   });
 
+  it('uses the service address for good when the default/kubernetes Endpoints object does not exist', async () => {
+    const lift = fake.deny({ resource: 'endpointslices' });
+    const admin = new KubeClient({ ...fake.clientOptions(), resolver: staticResolver([fake.node(1).url]) });
+    clients.push(admin);
+    await admin.request({ method: 'DELETE', path: '/api/v1/namespaces/default/endpoints/kubernetes' });
+    try {
+      const { c, resolver, warnings } = client();
+      assert.equal((await c.request({ method: 'GET', path: LEASES })).status, 200);
+      assert.equal(resolver.stats.fallback, true);
+      assert.equal(warnings.length, 1);
+      assert.equal(warnings[0]!.status, 404);
+      assert.match(warnings[0]!.message, /does not exist/);
+    } finally {
+      lift();
+      // A node coming up makes the fake write default/kubernetes again.
+      await fake.node(2).down();
+      await fake.node(2).up();
+    }
+  });
+
   it('reads v1 Endpoints when EndpointSlices are not served (404)', async () => {
     const enable = fake.disableResource('endpointslices');
     try {
