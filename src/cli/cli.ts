@@ -120,7 +120,7 @@ async function closeQuietly(lock: LeaderLock, clock: Clock): Promise<void> {
 async function readCommand(command: 'status' | 'watch', argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseReadArgs(command, argv, io.env);
   const clock = io.clock ?? systemClock;
-  const { lock } = await open(args, io);
+  const { lock, dispose } = await open(args, io);
   // Transient trouble the backend retries through (a watch reconnecting, a member switch): say so once per message.
   let lastWarning = '';
   lock.on('warning', (err: Error) => {
@@ -146,13 +146,14 @@ async function readCommand(command: 'status' | 'watch', argv: readonly string[],
     return EX_OK;
   } finally {
     await closeQuietly(lock, clock);
+    await dispose?.().catch(() => undefined);
   }
 }
 
 async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseRunArgs(argv, io.env);
   const clock = io.clock ?? systemClock;
-  const { lock, client } = await open(args, io);
+  const { lock, client, dispose } = await open(args, io);
   try {
     await probe(lock, args, clock);
     const deps: Parameters<typeof supervise>[1] = { lock, log: (l) => io.err(`leaderlock: ${l}`) };
@@ -164,6 +165,7 @@ async function runCommand(argv: readonly string[], io: CliIo): Promise<number> {
     return await supervise(args, deps);
   } finally {
     await closeQuietly(lock, clock);
+    await dispose?.().catch(() => undefined);
   }
 }
 

@@ -27,6 +27,8 @@ export interface OpenedLock {
   lock: LeaderLock;
   /** The Kubernetes client, whose 'switch' events feed leaderlock_resolver_switches_total. */
   client?: SwitchSource;
+  /** Closes what the CLI created besides the lock (the Kubernetes client), after `lock.close()`. */
+  dispose?: () => Promise<void>;
 }
 
 export async function openLock(c: Connection, env: Readonly<Record<string, string | undefined>> = process.env): Promise<OpenedLock> {
@@ -69,7 +71,8 @@ export async function openLock(c: Connection, env: Readonly<Record<string, strin
       const options: Record<string, unknown> = { client, kind: b.lockKind, name, ...ttl(c), ...timeout(c) };
       if (c.roleLabels) options.roleLabels = true;
       if (namespace !== undefined) options.namespace = namespace;
-      return { lock: new m.KubernetesLock(options), client: client as SwitchSource };
+      const k = client as SwitchSource & { close?: () => Promise<void> };
+      return { lock: new m.KubernetesLock(options), client: k, dispose: async () => k.close?.() };
     }
   }
 }
