@@ -36,8 +36,16 @@ const GRPC_OUT_OF_RANGE = 11;
 const GRPC_UNIMPLEMENTED = 12;
 const GRPC_UNAUTHENTICATED = 16;
 
+/** `reason` of the error we map etcd's "requested lease not found" to. */
+export const LEASE_NOT_FOUND = 'LeaseNotFound';
+
 export function isLeaseGone(err: unknown): boolean {
-  return err instanceof LeaseGoneError || err instanceof EtcdLeaseInvalidError || /requested lease not found/.test(messageOf(err));
+  return (
+    err instanceof LeaseGoneError ||
+    err instanceof EtcdLeaseInvalidError ||
+    (err instanceof LeaderLockError && err.reason === LEASE_NOT_FOUND) ||
+    /requested lease not found/.test(messageOf(err))
+  );
 }
 
 function messageOf(err: unknown): string {
@@ -64,6 +72,10 @@ export function mapEtcdError(err: unknown, what: string): LeaderLockError {
     /permission denied|authentication failed|user name is empty|invalid auth token/.test(msg)
   ) {
     return new ForbiddenError(text, { backend: 'etcd', cause: err, status: code });
+  }
+  if (isLeaseGone(err)) {
+    // Not an outage: the lease expired or was revoked. Never retried; callers grant a new lease.
+    return new LeaderLockError(text, { backend: 'etcd', cause: err, status: GRPC_NOT_FOUND, reason: LEASE_NOT_FOUND });
   }
   if (err instanceof GRPCDeadlineExceededError || code === GRPC_DEADLINE || /deadline exceeded/i.test(msg)) {
     return new DeadlineExceededError(text, { backend: 'etcd', cause: err, status: GRPC_DEADLINE });

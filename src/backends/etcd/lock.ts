@@ -44,6 +44,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #keys: wire.LockKeys;
   readonly #ownSession: boolean;
   readonly #held = new Map<Term, wire.LeaseId>();
+  readonly #releasing = new Set<Term>();
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
   #warnedForeign: bigint | undefined;
   #closed = false;
@@ -83,42 +84,41 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       // 1. Refresh the lease and try to create the key, concurrently.
       const sentAt = this.clock.now();
       const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease), signal)]);
-      let won: { token: bigint } | 'retry' | undefined;
+      let won: { token: bigint } | 'again' | undefined;
       try {
         won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
       } catch (err) {
         if (!isLeaseGone(err)) throw err;
-        won = 'retry';
-      }
-      if (won === 'retry') {
         this.session.leaseLost(lease);
-        continue;
+        won = 'again';
       }
+      if (won === 'again') continue;
       if (!won) return undefined;
       // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed keep-alive.
       const alive = ka.status === 'fulfilled' ? ka.value : await this.#keepAliveOrGiveBack(won.token, lease, signal);
       if (alive.ttlMs <= 0) continue; // the lease (and the key with it) is gone: start over on a new lease
       const validUntil = Math.min(sentAt, alive.sentAt) + Math.min(this.ttlMs, alive.ttlMs) * (1 - this.drift);
       const term = new Term({ holder, token: won.token, validUntil, clock: this.clock, backend: 'etcd' });
-      this.#held.set(term, lease);
+      this.#hold(term, lease);
       log('%s acquired %s, token %s, lease %s', holder, this.key, won.token, lease);
       return term;
     }
     throw new BackendUnavailableError(`etcd acquire of ${this.key}: the lease kept disappearing`, { backend: 'etcd' });
   }
 
-  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | undefined> {
+  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | 'again' | undefined> {
     if (res.succeeded) return { token: wire.revisionOf(res) };
     const [leaderKv, successorKv] = wire.rangeResults(res);
     const leader = wire.storedLeader(leaderKv);
     if (leader) {
-      if (leader.lease === lease && leader.holder === holder) return { token: leader.token }; // our earlier, ambiguous attempt
+      if (leader.lease === lease && leader.holder === holder) return this.#oursAlready(leader.token, signal);
       if (leader.foreign) this.#warnForeign(leader);
       return undefined;
     }
     if (successorKv && successorKv.value.toString('utf8') === holder) {
       // 3. We are the nominee: take the key and remove the nomination in one revision.
       const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease), signal);
+      log('%s nominee acquire of %s: %s at revision %s', holder, this.key, res2.succeeded, res2.header.revision);
       if (res2.succeeded) return { token: wire.revisionOf(res2) };
       const l2 = wire.storedLeader(wire.rangeResults(res2)[0]);
       return l2 && l2.lease === lease && l2.holder === holder ? { token: l2.token } : undefined;
@@ -126,12 +126,29 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     return undefined;
   }
 
+  /**
+   * The key is on our lease under our name. Either our own ambiguous attempt created it (a new term),
+   * or it is left from one of our terms that ended locally without a confirmed release (etcd was
+   * unreachable): then delete it and create it anew, so the new term gets a new, higher token.
+   */
+  async #oursAlready(token: bigint, signal?: AbortSignal): Promise<{ token: bigint } | 'again' | undefined> {
+    const old = [...this.#held.keys()].find((t) => t.token === token);
+    if (!old) return { token };
+    // Still ours and not over, or being released right now (a handover writes its nomination in the
+    // same txn): the key is not free, and deleting it here would cancel that release.
+    if (!old.ended || this.#releasing.has(old)) return undefined;
+    log('%s: key %s (token %s) is left from an ended term of ours; deleting it to start a new term', old.holder, this.key, token);
+    await this.#txn('etcd release (stale term)', wire.releaseTxn(this.#keys, token), signal);
+    this.#unhold(old);
+    return 'again';
+  }
+
   /** The create txn failed ambiguously: re-read; a key on our lease with our name is ours. */
-  async #afterAmbiguousAcquire(reason: unknown, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | undefined> {
+  async #afterAmbiguousAcquire(reason: unknown, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | 'again' | undefined> {
     if (isLeaseGone(reason) || !(reason instanceof BackendUnavailableError)) throw reason;
     const { leader } = await this.#read(signal);
     const stored = wire.storedLeader(leader);
-    if (stored && stored.lease === lease && stored.holder === holder) return { token: stored.token };
+    if (stored && stored.lease === lease && stored.holder === holder) return this.#oursAlready(stored.token, signal);
     if (stored) return undefined;
     throw reason;
   }
@@ -141,6 +158,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       return await this.session.keepAlive(lease, { signal });
     } catch (err) {
       // We created the key but cannot bound its lifetime: give it back rather than hold it blind.
+      log('acquired %s (token %s) but the lease keep-alive failed: giving it back', this.key, token);
       await this.#txn('etcd release', wire.releaseTxn(this.#keys, token), undefined).catch(() => undefined);
       throw err;
     }
@@ -153,7 +171,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
    */
   async renew(term: Term, options: RenewOptions = {}): Promise<Term> {
     const lease = this.#held.get(term);
-    if (!lease || term.ended) throw this.#lost(term, term.endReason ?? 'expired');
+    // Ended locally (timer, elector): the key may still be on the server; keep tracking it until released.
+    if (!lease || term.ended) throw this.#lostError(term, term.endReason ?? 'expired');
     if (this.session.leaseId !== lease) throw this.#lost(term, 'expired');
     const signal = options.signal;
     const [ka, txn] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd renew', wire.renewTxn(this.#keys, term.token, lease), signal)]);
@@ -164,7 +183,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (ka.status === 'fulfilled' && ka.value.ttlMs <= 0) throw this.#lost(term, 'expired');
     if (txn.status === 'rejected') throw isLeaseGone(txn.reason) ? this.#lost(term, 'expired') : mapEtcdError(txn.reason, 'etcd renew');
     if (ka.status === 'rejected') throw mapEtcdError(ka.reason, 'etcd renew');
-    if (term.ended) throw this.#lost(term, term.endReason ?? 'expired');
+    if (term.ended) throw this.#lostError(term, term.endReason ?? 'expired');
     term.extend(ka.value.sentAt + Math.min(this.ttlMs, ka.value.ttlMs) * (1 - this.drift));
     return term;
   }
@@ -176,27 +195,31 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
    * the key was no longer ours.
    */
   async release(term: Term, options: ReleaseOptions = {}): Promise<boolean> {
-    let handover: { successor: string; from: string; lease: wire.LeaseId } | undefined;
-    if (options.successor !== undefined) {
-      assertHolder(options.successor, 'etcd');
-      const nomination = await this.session.grant(this.ttlMs);
-      handover = { successor: options.successor, from: term.holder, lease: nomination.id };
-    }
+    if (options.successor !== undefined) assertHolder(options.successor, 'etcd');
+    this.#releasing.add(term);
     let attempts = 0;
-    const res = await this.session
-      .call('etcd release', (rpc, o) => {
+    let handover: { successor: string; from: string; lease: wire.LeaseId } | undefined;
+    let res: ITxnResponse;
+    try {
+      if (options.successor !== undefined) {
+        const nomination = await this.session.grant(this.ttlMs);
+        handover = { successor: options.successor, from: term.holder, lease: nomination.id };
+      }
+      res = await this.session.call('etcd release', (rpc, o) => {
         attempts++;
         return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
-      })
-      .catch((err: unknown) => {
-        throw mapEtcdError(err, 'etcd release');
       });
-    this.#held.delete(term);
+    } catch (err) {
+      throw mapEtcdError(err, 'etcd release');
+    } finally {
+      this.#releasing.delete(term);
+    }
+    this.#unhold(term);
     // A retried delete that finds the key gone: the earlier, ambiguous attempt most likely deleted it.
     const gone = !res.succeeded && !wire.rangeResults(res)[0];
     const ok = res.succeeded || (gone && attempts > 1);
     term.end(ok ? (handover ? 'handover' : 'released') : gone ? 'expired' : 'taken');
-    log('%s released %s (token %s): %s', term.holder, this.key, term.token, ok);
+    log('%s released %s (token %s): %s%s', term.holder, this.key, term.token, ok, res.succeeded ? '' : ` (now: ${wire.rangeResults(res)[0]?.create_revision ?? 'absent'}, attempts ${attempts})`);
     return ok;
   }
 
@@ -222,8 +245,10 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#held.keys()].map((t) => this.release(t)));
-    for (const t of this.#held.keys()) t.end('stopped');
-    this.#held.clear();
+    for (const t of [...this.#held.keys()]) {
+      t.end('stopped');
+      this.#unhold(t);
+    }
     if (this.#ownSession) await this.session.close();
     else await this.session.detach();
   }
@@ -283,8 +308,22 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     );
   }
 
+  #hold(term: Term, lease: wire.LeaseId): void {
+    this.#held.set(term, lease);
+    this.session.retain();
+  }
+
+  #unhold(term: Term): void {
+    if (this.#held.delete(term)) this.session.unretain();
+  }
+
+  /** etcd said the key is not ours: end the term and stop tracking it. */
   #lost(term: Term, reason: LostReason): LockLostError {
-    this.#held.delete(term);
+    this.#unhold(term);
+    return this.#lostError(term, reason);
+  }
+
+  #lostError(term: Term, reason: LostReason): LockLostError {
     term.end(reason);
     return new LockLostError(`etcd key ${this.key} is no longer held by term ${term.token} of ${JSON.stringify(term.holder)}: ${term.endReason ?? reason}`, {
       backend: 'etcd',

@@ -26,9 +26,12 @@ interface Waiter {
 
 /**
  * One etcd lease shared by every `EtcdLock` that uses this session — one lease per process, as
- * Patroni does. The lease is granted lazily on the first acquire and re-granted after it was lost;
- * it is refreshed only by the locks' acquire/renew calls (no background keep-alive: a lease nobody
- * renews must expire). Also owns the connections (one etcd3 client per endpoint, sticky member).
+ * Patroni does. The lease is granted lazily on the first acquire and re-granted after it was lost.
+ * While a key rides on it, only the locks' acquire/renew calls refresh it, so a key whose holder
+ * stops renewing expires with the lease. While no key rides on it (every lock a follower), the
+ * session keeps it alive in the background every ttl/3, so a follower takes over with a single
+ * txn instead of a lease grant first. Also owns the connections (one etcd3 client per endpoint,
+ * sticky member).
  *
  * `close()` revokes the lease (every key on it disappears at once) and closes the connections;
  * `abandon()` closes the connections and lets the lease expire by itself after its TTL, as a crashed
@@ -46,6 +49,11 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #granting: Promise<LeaseId> | undefined;
   #ka: { member: Member; stream: KeepAliveStream; queue: Waiter[] } | undefined;
   #users = 0;
+  /** Keys known to ride on the current lease (terms not yet known to be over on the server). */
+  #holding = 0;
+  /** Monotonic time until which the lease is known to live (last confirmed refresh send + granted TTL). */
+  #aliveUntil = 0;
+  #idleTimer: Timer | undefined;
   #closed = false;
 
   constructor(options: EtcdSessionOptions) {
@@ -83,11 +91,16 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   /** The shared lease, granted on first use (single flight). */
   lease(signal?: AbortSignal): Promise<LeaseId> {
     if (this.#closed) return Promise.reject(new AbortedError('etcd session closed', { backend: 'etcd' }));
+    // A lease with no key on it that has not been refreshed for its TTL is gone: grant a new one
+    // rather than learn that from a failed txn (one round trip saved on takeover).
+    if (this.#lease && this.#holding === 0 && this.clock.now() >= this.#aliveUntil) this.leaseLost(this.#lease);
     if (this.#lease) return Promise.resolve(this.#lease);
+    const sentAt = this.clock.now();
     this.#granting ??= this.grant(this.ttlMs, signal)
       .then(({ id, ttlMs }) => {
         this.#lease = id;
         this.#grantedTtlMs = ttlMs;
+        this.#aliveUntil = sentAt + ttlMs;
         log('lease %s granted, ttl %d ms', id, ttlMs);
         return id;
       })
@@ -118,6 +131,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   async keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
     const result = await this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o), opts);
     if (result.ttlMs <= 0) this.leaseLost(lease);
+    else if (lease === this.#lease) this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
     return result;
   }
 
@@ -192,12 +206,47 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   /** @internal A lock starts using this session. */
   attach(): void {
     this.#users++;
+    this.#armIdle();
   }
 
   /** @internal A lock stops using this session: the last one revokes the lease (its keys vanish). */
   async detach(): Promise<void> {
     this.#users = Math.max(0, this.#users - 1);
-    if (this.#users === 0 && !this.#closed) await this.#revoke();
+    if (this.#users === 0 && !this.#closed) {
+      this.#idleTimer?.cancel();
+      this.#idleTimer = undefined;
+      await this.#revoke();
+    }
+  }
+
+  /** @internal A key now rides on the lease (a term began). */
+  retain(): void {
+    this.#holding++;
+  }
+
+  /** @internal A key is known to be off the lease (released, or etcd said it is not ours). */
+  unretain(): void {
+    this.#holding = Math.max(0, this.#holding - 1);
+  }
+
+  #armIdle(): void {
+    if (this.#idleTimer || this.#closed || this.#users === 0) return;
+    this.#idleTimer = this.clock.setTimer(() => void this.#idleTick(), this.ttlMs / 3, { unref: true });
+  }
+
+  /** Background refresh while no key rides on the lease: keep a follower ready to take over. */
+  async #idleTick(): Promise<void> {
+    this.#idleTimer = undefined;
+    if (this.#closed || this.#users === 0) return;
+    if (this.#holding === 0) {
+      try {
+        const lease = await this.lease();
+        if (this.#holding === 0) await this.keepAlive(lease);
+      } catch (err) {
+        log('idle lease refresh failed: %s', err instanceof Error ? err.message : String(err));
+      }
+    }
+    this.#armIdle();
   }
 
   async #revoke(): Promise<void> {
@@ -228,6 +277,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #shutdown(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#idleTimer?.cancel();
+    this.#idleTimer = undefined;
     if (this.#ka) this.#dropStream(this.#ka.stream, new Error('etcd session closed'));
     this.members.close();
   }

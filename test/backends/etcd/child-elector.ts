@@ -9,6 +9,7 @@ export interface Report {
   ev: string;
   at: number;
   token?: string;
+  key?: string;
   reason?: string;
   by?: string;
   ok?: boolean;

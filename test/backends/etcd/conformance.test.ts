@@ -22,7 +22,7 @@ lockConformance(
     name: 'etcd',
     ttlMs: TTL,
     expiryMs: TTL + 1000,
-    newLock: async () => new EtcdLock({ endpoints: cluster.endpoints, key: `/conformance/${n}/leader`, ttlMs: TTL }),
+    newLock: async () => new EtcdLock({ endpoints: cluster.endpoints, key: `/conformance/${n}/leader`, ttlMs: TTL, requestTimeoutMs: 1500 }),
     advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     cleanup: async () => {
       n++;

@@ -23,7 +23,7 @@ after(async () => {
 
 function candidates(key: string, names: string[]): LeaderElector[] {
   const electors = names.map((identity) => {
-    const lock = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: TTL });
+    const lock = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: TTL, requestTimeoutMs: 1200 });
     const elector = new LeaderElector(lock, { identity });
     elector.on('warning', () => undefined);
     created.push({ lock, elector });

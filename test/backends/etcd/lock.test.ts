@@ -14,13 +14,15 @@ import type { LockState } from '../../../src/core/lock.js';
 import { ETCDCTL_BIN, freePort, startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
 const TTL = 2000;
+/** Generous per-call deadline: a fresh connection on a shared, loaded 2-core box can take a while. */
+const RT = 1500;
 let cluster: EtcdCluster;
 let raw: Etcd3;
 const locks: EtcdLock[] = [];
 let n = 0;
 const key = (): string => `/test/lock-${++n}/leader-key`;
 const lock = (k: string, extra: Partial<ConstructorParameters<typeof EtcdLock>[0]> = {}): EtcdLock => {
-  const l = new EtcdLock({ endpoints: cluster.endpoints, key: k, ttlMs: TTL, ...extra } as ConstructorParameters<typeof EtcdLock>[0]);
+  const l = new EtcdLock({ endpoints: cluster.endpoints, key: k, ttlMs: TTL, requestTimeoutMs: RT, ...extra } as ConstructorParameters<typeof EtcdLock>[0]);
   locks.push(l);
   return l;
 };
@@ -188,7 +190,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
   });
 
   it('one shared session = one lease for every lock; the last close revokes it', async () => {
-    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL });
+    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
     try {
       const l1 = new EtcdLock({ session, key: key() });
       const l2 = new EtcdLock({ session, key: key() });
@@ -248,9 +250,11 @@ describe('EtcdLock with etcd authentication', () => {
   after(() => authCluster?.stop());
 
   it('a wrong password and a key outside the granted prefix are ForbiddenError; the right ones work', async () => {
-    const bad = new EtcdLock({ endpoints: authCluster.endpoints, key: '/app/leader', ttlMs: TTL, username: 'app', password: 'nope' });
-    const denied = new EtcdLock({ endpoints: authCluster.endpoints, key: '/other/leader', ttlMs: TTL, username: 'app', password: 'apppw' });
-    const good = new EtcdLock({ endpoints: authCluster.endpoints, key: '/app/leader', ttlMs: TTL, username: 'app', password: 'apppw' });
+    // A generous request timeout: authentication adds a round trip, and this box is shared.
+    const opts = { endpoints: authCluster.endpoints, ttlMs: 5000, requestTimeoutMs: 3000 };
+    const bad = new EtcdLock({ ...opts, key: '/app/leader', username: 'app', password: 'nope' });
+    const denied = new EtcdLock({ ...opts, key: '/other/leader', username: 'app', password: 'apppw' });
+    const good = new EtcdLock({ ...opts, key: '/app/leader', username: 'app', password: 'apppw' });
     try {
       await assert.rejects(bad.acquire('a'), (e: unknown) => e instanceof ForbiddenError && !/nope/.test((e as Error).message));
       await assert.rejects(denied.acquire('a'), ForbiddenError);

@@ -27,7 +27,7 @@ after(async () => {
 });
 
 function elector(key: string, identity: string): { lock: EtcdLock; elector: LeaderElector; elected: Promise<Term> } {
-  const lock = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: TTL });
+  const lock = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: TTL, requestTimeoutMs: 1200 });
   const e = new LeaderElector(lock, { identity });
   cleanups.push(() => e.stop().then(() => lock.close()));
   const elected = new Promise<Term>((resolve) => e.once('elected', resolve));
@@ -37,7 +37,7 @@ function elector(key: string, identity: string): { lock: EtcdLock; elector: Lead
 describe('etcd leader in a child process', { concurrency: true }, () => {
   it('SIGKILL of the leader: a successor is elected within ttl + etcd expiry tick + bound', async () => {
     const key = '/proc/kill/leader';
-    const child = new ChildElector({ endpoints: cluster.endpoints, key, identity: 'child', ttlMs: TTL });
+    const child = new ChildElector({ endpoints: cluster.endpoints, key, identity: 'child', ttlMs: TTL, requestTimeoutMs: 1200 });
     cleanups.push(() => child.kill());
     await child.waitFor((r) => r.ev === 'elected', 15_000);
     const b = elector(key, 'parent');
@@ -76,7 +76,7 @@ describe('etcd leader in a child process', { concurrency: true }, () => {
     cleanups.push(() => new Promise((r) => server.close(r)));
     const resourceUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
-    const child = new ChildElector({ endpoints: cluster.endpoints, key, identity: 'old', ttlMs: TTL, resourceUrl, gapMs: 300, actEveryMs: 20 });
+    const child = new ChildElector({ endpoints: cluster.endpoints, key, identity: 'old', ttlMs: TTL, requestTimeoutMs: 1200, resourceUrl, gapMs: 300, actEveryMs: 20 });
     cleanups.push(() => child.kill());
     const elected = await child.waitFor((r) => r.ev === 'elected', 15_000);
     await child.waitFor((r) => r.ev === 'write' && r.ok === true, 5000); // it really writes while leading
