@@ -218,6 +218,13 @@ export class KubeClient extends EventEmitter {
     return pool;
   }
 
+  /** Closes pools of endpoints the resolver no longer offers (API servers replaced over time). */
+  #prunePools(urls: readonly URL[]): void {
+    if (this.#pools.size <= urls.length) return;
+    const keep = new Set(urls.map((u) => u.origin));
+    for (const origin of [...this.#pools.keys()]) if (!keep.has(origin)) this.#dropPool(new URL(origin));
+  }
+
   #dropPool(url: URL): void {
     const pool = this.#pools.get(url.origin);
     if (!pool) return;
@@ -253,6 +260,7 @@ export class KubeClient extends EventEmitter {
     for (let round = 0; round < 4 && remaining() > 0; round++) {
       if (round > 0) await this.#sleep(Math.min(25 * 2 ** round, remaining()), opts.signal);
       const urls = fixedUrls ?? (await this.#resolver.candidates());
+      if (!fixedUrls) this.#prunePools(urls);
       for (let i = 0; i < urls.length; i++) {
         const left = remaining();
         if (left <= 0) break;

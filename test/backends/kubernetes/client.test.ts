@@ -217,6 +217,28 @@ process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/
     assert.deepEqual([(events[0]!.object as { code: number }).code, (events[0]!.object as { reason: string }).reason], [410, 'Expired']);
   });
 
+  it('watch: connecting rotates past a dead endpoint; a silent stream ends with DeadlineExceededError after idleTimeoutMs', async () => {
+    const c = track(new KubeClient({ ...fake.clientOptions(), resolver: staticResolver([fake.node(0).url, fake.node(1).url]) }));
+    await fake.node(0).down();
+    try {
+      const ac = new AbortController();
+      const t0 = performance.now();
+      const events: WatchEvent[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const ev of c.watch({ path: LEASES, query: { fieldSelector: 'metadata.name=never' }, signal: ac.signal, idleTimeoutMs: 300 })) events.push(ev);
+        })(),
+        DeadlineExceededError,
+      );
+      const took = performance.now() - t0;
+      assert.ok(took >= 250 && took < 3000, `took ${took} ms`);
+      assert.equal(events.length, 0);
+      assert.equal(c.stats.endpoint, fake.node(1).url.href);
+    } finally {
+      await fake.node(0).up();
+    }
+  });
+
   it('rejects bad explicit options at construction, listing every problem', () => {
     assert.throws(
       () => new KubeClient({ server: 'http://127.0.0.1:1', token: 'a', tokenFile: '/x', requestTimeoutMs: -1 }),
