@@ -48,16 +48,20 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
       const member = session.members.current;
       const outcome = await streamEvents(member.rpc.watchClient.watch.bind(member.rpc.watchClient), keys, revision + 1n, signal, (res) => {
         failures = 0;
-        for (const ev of res.events ?? []) {
+        const events = res.events ?? [];
+        for (let i = 0; i < events.length; i++) {
+          const ev = events[i]!;
           const key = ev.kv.key.toString('utf8');
           const kv = ev.type === 'Delete' ? undefined : ev.kv;
           if (key === keys.leader) leader = kv;
           else if (key === keys.successor) successor = kv;
-        }
-        const rev = BigInt(res.header.revision);
-        if (res.events?.length) {
-          revision = rev > revision! ? rev : revision;
-          feed.push(deps.toState(leader, successor));
+          // One response may carry several revisions (put, delete, put…): every revision's state is
+          // offered, so no change of holder or token is skipped; events of one txn share a revision.
+          if (ev.kv.mod_revision !== events[i + 1]?.kv.mod_revision) {
+            const rev = BigInt(ev.kv.mod_revision);
+            if (rev > revision!) revision = rev;
+            feed.push(deps.toState(leader, successor));
+          }
         }
       });
       if (outcome === 'compacted') {
