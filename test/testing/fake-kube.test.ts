@@ -89,6 +89,21 @@ describe('FakeKubeApiServer', () => {
     assert.equal(invalid.body.reason, 'Invalid');
   });
 
+  it('rejects what a real server cannot decode or validate: non-MicroTime Lease times, string integers, bad label values', async () => {
+    const LEASES = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
+    const millis = await call(fake, 'POST', LEASES, { metadata: { name: 'v1' }, spec: { renewTime: '2024-01-01T00:00:00.123Z' } });
+    assert.equal(millis.status, 400);
+    assert.equal(millis.body.reason, 'BadRequest');
+    assert.match(String(millis.body.message), /^Lease in version "v1" cannot be handled as a Lease: parsing time/);
+    const strInt = await call(fake, 'POST', LEASES, { metadata: { name: 'v2' }, spec: { leaseDurationSeconds: '15' } });
+    assert.equal(strInt.status, 400);
+    const label = await call(fake, 'POST', CM, { metadata: { name: 'v3', labels: { role: 'not ok!' } } });
+    assert.equal(label.status, 422);
+    assert.equal(label.body.reason, 'Invalid');
+    const ok = await call(fake, 'POST', LEASES, { metadata: { name: 'v4' }, spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: '2024-01-01T00:00:00.123456Z', leaseTransitions: 0 } });
+    assert.equal(ok.status, 201);
+  });
+
   it('keeps one resourceVersion counter across resources and nodes; PUT without resourceVersion is unconditional', async () => {
     const a = await call(fake, 'POST', CM, { metadata: { name: 'rv-a' } }, { url: fake.node(1).url });
     const b = await call(fake, 'POST', PODS, { metadata: { name: 'rv-b' }, spec: { containers: [{ name: 'c', image: 'x' }] } }, { url: fake.node(2).url });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
+import { validateObject } from './validate.js';
 import { alreadyExists, apiVersionOf, conflict, invalid, notFound, type ResourceType } from './resources.js';
 
 /** A stored object (JSON). */
@@ -90,14 +91,7 @@ export class FakeKubeStore {
   #validate(t: ResourceType, name: unknown, obj: unknown): Outcome | undefined {
     if (typeof name !== 'string' || name === '') return { status: 422, body: invalid(t, '', 'metadata.name: Required value: name or generateName is required') };
     if (!NAME_RE.test(name)) return { status: 422, body: invalid(t, name, `metadata.name: Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`) };
-    for (const field of ['labels', 'annotations'] as const) {
-      const m = meta(obj)[field];
-      if (m === undefined || m === null) continue;
-      if (typeof m !== 'object' || Object.values(m).some((v) => typeof v !== 'string')) {
-        return { status: 400, body: invalid(t, name, `metadata.${field}: values must be strings`) };
-      }
-    }
-    return undefined;
+    return validateObject(t, name, (obj ?? {}) as Record<string, unknown>);
   }
 
   /** POST: 409 AlreadyExists if present. */
