@@ -253,8 +253,9 @@ export class KubeClient extends EventEmitter {
     this.#requests++;
     const what = `${opts.method} ${opts.path}`;
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
-    const start = performance.now();
-    const remaining = (): number => timeoutMs - (performance.now() - start);
+    // Request deadlines are real time (real servers), whatever clock the caller injected.
+    const start = systemClock.now();
+    const remaining = (): number => timeoutMs - (systemClock.now() - start);
     let tokenRetried = false;
     let lastErr: LeaderLockError | undefined;
     for (let round = 0; round < 4 && remaining() > 0; round++) {

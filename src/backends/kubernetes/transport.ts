@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Pool } from 'undici';
+import { systemClock } from '../../core/clock.js';
 import { BackendUnavailableError, DeadlineExceededError, LeaderLockError } from '../../core/errors.js';
 import { errorText } from '../../core/retry.js';
 import type { KubeConnectionConfig } from './config.js';
@@ -78,14 +79,15 @@ export async function sendOnce(pool: Pool, url: URL, opts: TryRequest, tryMs: nu
   const what = `${opts.method} ${opts.path} via ${url.host}`;
   const ac = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
+  // The try's deadline is real time: it bounds real-server I/O.
+  const timer = systemClock.setTimer(() => {
     timedOut = true;
     ac.abort(new DeadlineExceededError(`${what}: no answer within ${Math.round(tryMs)} ms`, { backend: 'kubernetes' }));
   }, Math.max(1, tryMs));
   const onAbort = (): void => ac.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const cleanup = (): void => {
-    clearTimeout(timer);
+    timer.cancel();
     if (!stream) opts.signal?.removeEventListener('abort', onAbort);
   };
   try {
@@ -116,7 +118,7 @@ export async function sendOnce(pool: Pool, url: URL, opts: TryRequest, tryMs: nu
     pending.catch(() => {});
     const res = await Promise.race([pending, aborted]);
     if (stream && res.statusCode === 200) {
-      clearTimeout(timer);
+      timer.cancel();
       res.body.once('close', () => opts.signal?.removeEventListener('abort', onAbort));
       return { status: res.statusCode, headers: res.headers, body: undefined as unknown, stream: res.body };
     }
