@@ -210,6 +210,7 @@ export class KubeClient extends EventEmitter {
   }
 
   #pool(url: URL): Pool {
+    if (this.#closed) throw new AbortedError('KubeClient is closed', { backend: 'kubernetes' });
     let pool = this.#pools.get(url.origin);
     if (!pool) {
       pool = createPool(url, this.#conn, this.#connections);
@@ -257,6 +258,7 @@ export class KubeClient extends EventEmitter {
     const start = systemClock.now();
     const remaining = (): number => timeoutMs - (systemClock.now() - start);
     let tokenRetried = false;
+    let throttled = 0;
     let lastErr: LeaderLockError | undefined;
     for (let round = 0; round < 4 && remaining() > 0; round++) {
       if (round > 0) await this.#sleep(Math.min(25 * 2 ** round, remaining()), opts.signal);
@@ -296,9 +298,10 @@ export class KubeClient extends EventEmitter {
           lastErr = err;
           const wait = retryAfterMs(res.headers['retry-after'], res.body, this.#clock.date().getTime());
           if (status === 429 || (status === 503 && wait !== undefined)) {
-            // Overloaded, not broken: wait as asked if it fits the deadline, then retry.
-            const ms = wait ?? 1000;
-            if (ms >= remaining()) throw err;
+            // Overloaded, not broken: wait as asked if it fits the deadline, then retry (429: the
+            // same endpoint, at most 5 times; a Retry-After of 0 still waits 50 ms).
+            const ms = Math.max(50, wait ?? 1000);
+            if (ms >= remaining() || (status === 429 && ++throttled > 5)) throw err;
             await this.#sleep(ms, opts.signal);
             if (status === 429) i--;
             continue;

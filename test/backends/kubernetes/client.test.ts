@@ -239,6 +239,23 @@ process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/
     }
   });
 
+  it('close() ends in-flight requests and is idempotent; a closed client rejects with AbortedError', async () => {
+    const c = new KubeClient({ ...fake.clientOptions(), resolver: staticResolver([fake.node(0).url]) });
+    await c.request({ method: 'GET', path: LEASES });
+    fake.node(0).blackhole();
+    try {
+      const inflight = c.request({ method: 'GET', path: LEASES, timeoutMs: 5000 });
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      await Promise.all([c.close(), c.close()]);
+      await assert.rejects(inflight, LeaderLockError);
+      assert.ok(performance.now() - t0 < 1000, 'did not wait for the deadline');
+      await assert.rejects(c.request({ method: 'GET', path: LEASES }), AbortedError);
+    } finally {
+      fake.node(0).heal();
+    }
+  });
+
   it('rejects bad explicit options at construction, listing every problem', () => {
     assert.throws(
       () => new KubeClient({ server: 'http://127.0.0.1:1', token: 'a', tokenFile: '/x', requestTimeoutMs: -1 }),
