@@ -135,8 +135,13 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     return result;
   }
 
-  async #keepAliveOn(member: Member, lease: LeaseId, o: CallOptions): Promise<KeepAliveResult> {
-    const ka = await this.#streamOn(member);
+  #keepAliveOn(member: Member, lease: LeaseId, o: CallOptions): Promise<KeepAliveResult> {
+    // Fast path without an await: the keep-alive goes out in the same tick as the renew's txn.
+    if (this.#ka && this.#ka.member === member) return this.#sendKeepAlive(this.#ka, lease, o);
+    return this.#streamOn(member).then((ka) => this.#sendKeepAlive(ka, lease, o));
+  }
+
+  #sendKeepAlive(ka: { stream: KeepAliveStream; queue: Waiter[] }, lease: LeaseId, o: CallOptions): Promise<KeepAliveResult> {
     return new Promise<KeepAliveResult>((resolve, reject) => {
       let timer: Timer | undefined;
       // Waiters stay queued after a timeout: responses on a stream come in request order, so the
