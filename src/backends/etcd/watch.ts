@@ -21,9 +21,11 @@ export interface WatchDeps {
 }
 
 /**
- * Watch on etcd: read both keys, then watch from the read's header revision + 1 (etcd's start is
- * inclusive, so + 1 neither misses nor repeats an event). A broken stream resumes from the last seen
- * revision + 1 on the next member; a compacted start revision means events were lost, so we read again.
+ * Watch on etcd: create the watcher, then read both keys; events at or below the read's header
+ * revision are already in the read and skipped, later ones applied (equivalent to watching from the
+ * read revision + 1, without etcd's catch-up delay). A broken stream resumes from the last seen
+ * revision + 1 (etcd's start is inclusive) on the next member; a compacted start revision means
+ * events were lost, so we start over with a read.
  * One watcher covers [leader key, successor key] and ignores the keys in between.
  */
 export function watchLock(deps: WatchDeps, signal: AbortSignal): StateFeed {
@@ -36,39 +38,65 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
   const { session, keys } = deps;
   let leader: IKeyValue | undefined;
   let successor: IKeyValue | undefined;
-  let revision: bigint | undefined; // last revision reflected in (leader, successor)
+  let revision: bigint | undefined; // last revision reflected in (leader, successor); undefined: read needed
   let failures = 0;
-  while (!signal.aborted && !session.closed) {
-    try {
-      if (revision === undefined) {
-        const r = await deps.read(signal);
-        ({ leader, successor, revision } = r);
+
+  const apply = (res: IWatchResponse): void => {
+    const events = res.events ?? [];
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
+      if (BigInt(ev.kv.mod_revision) <= revision!) continue; // already in the read
+      const key = ev.kv.key.toString('utf8');
+      const kv = ev.type === 'Delete' ? undefined : ev.kv;
+      if (key === keys.leader) leader = kv;
+      else if (key === keys.successor) successor = kv;
+      // One response may carry several revisions (put, delete, put…): every revision's state is
+      // offered, so no change of holder or token is skipped; events of one txn share a revision.
+      if (ev.kv.mod_revision !== events[i + 1]?.kv.mod_revision) {
+        revision = BigInt(ev.kv.mod_revision);
         feed.push(deps.toState(leader, successor));
       }
-      const member = session.members.current;
-      const outcome = await streamEvents(member.rpc.watchClient.watch.bind(member.rpc.watchClient), keys, revision + 1n, signal, (res) => {
-        failures = 0;
-        const events = res.events ?? [];
-        for (let i = 0; i < events.length; i++) {
-          const ev = events[i]!;
-          const key = ev.kv.key.toString('utf8');
-          const kv = ev.type === 'Delete' ? undefined : ev.kv;
-          if (key === keys.leader) leader = kv;
-          else if (key === keys.successor) successor = kv;
-          // One response may carry several revisions (put, delete, put…): every revision's state is
-          // offered, so no change of holder or token is skipped; events of one txn share a revision.
-          if (ev.kv.mod_revision !== events[i + 1]?.kv.mod_revision) {
-            const rev = BigInt(ev.kv.mod_revision);
-            if (rev > revision!) revision = rev;
+    }
+  };
+
+  while (!signal.aborted && !session.closed) {
+    const member = session.members.current;
+    const local = new AbortController();
+    const streamSignal = AbortSignal.any([signal, local.signal]);
+    try {
+      // A fresh start watches from "now" and reads after the watcher exists: etcd delivers a watcher
+      // created at a past revision only on its 100 ms catch-up tick, which would delay a handover.
+      // A resumed stream starts at the last seen revision + 1 (inclusive start: nothing missed or repeated).
+      const fresh = revision === undefined;
+      let buffered: IWatchResponse[] | undefined = fresh ? [] : undefined;
+      let readError: unknown;
+      const onCreated = (): void => {
+        if (!fresh) return;
+        deps.read(streamSignal).then(
+          (r) => {
+            ({ leader, successor, revision } = r);
             feed.push(deps.toState(leader, successor));
-          }
-        }
+            for (const res of buffered ?? []) apply(res);
+            buffered = undefined;
+          },
+          (err: unknown) => {
+            readError = err;
+            local.abort();
+          },
+        );
+      };
+      const outcome = await streamEvents(member.rpc.watchClient.watch.bind(member.rpc.watchClient), keys, fresh ? undefined : revision! + 1n, streamSignal, onCreated, (res) => {
+        failures = 0;
+        if (buffered) buffered.push(res);
+        else apply(res);
       });
+      if (readError !== undefined) throw readError;
       if (outcome === 'compacted') {
         log('watch start revision compacted; re-reading');
         revision = undefined;
       } else if (outcome === 'broken') {
         session.members.failed(member, 'watch stream broke');
+        if (buffered) revision = undefined; // broke before the read landed: start over
         failures++;
       }
     } catch (err) {
@@ -77,6 +105,8 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
       log('watch failed: %s', mapped.message);
       if (failures > 2) deps.warn(mapped);
       failures++;
+    } finally {
+      local.abort();
     }
     if (failures > 0 && !signal.aborted) {
       // Bounded backoff before reconnecting; a healthy stream resets it.
@@ -93,8 +123,9 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
 async function streamEvents(
   open: () => Promise<WatchStream>,
   keys: LockKeys,
-  startRevision: bigint,
+  startRevision: bigint | undefined,
   signal: AbortSignal,
+  onCreated: () => void,
   onResponse: (res: IWatchResponse) => void,
 ): Promise<'broken' | 'compacted' | 'aborted'> {
   const stream = await open();
@@ -114,6 +145,7 @@ async function streamEvents(
       if (done) return;
       if (res.compact_revision && res.compact_revision !== '0') return finish('compacted');
       if (res.canceled) return finish('broken');
+      if (res.created) onCreated();
       onResponse(res);
     });
     stream.on('error', () => finish(signal.aborted ? 'aborted' : 'broken'));
@@ -123,7 +155,7 @@ async function streamEvents(
       create_request: {
         key: Buffer.from(keys.leader, 'utf8'),
         range_end: Buffer.concat([Buffer.from(keys.successor, 'utf8'), Buffer.from([0])]),
-        start_revision: startRevision.toString(),
+        ...(startRevision === undefined ? {} : { start_revision: startRevision.toString() }),
       },
     });
   });

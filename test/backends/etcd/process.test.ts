@@ -43,6 +43,7 @@ describe('etcd leader in a child process', { concurrency: true }, () => {
     const b = elector(key, 'parent');
     await b.elector.start();
     assert.equal(b.elector.isLeader, false);
+    for (let i = 0; i < 100 && b.elector.leader !== 'child'; i++) await new Promise((r) => setTimeout(r, 20)); // the watch's first read
     assert.equal(b.elector.leader, 'child');
     const killedAt = performance.now();
     child.signal('SIGKILL');

@@ -15,7 +15,7 @@ const kv = (value: string, rev: number): IKeyValue => ({ key: Buffer.from(KEY), 
 class FakeStream extends EventEmitter {
   readonly writes: IWatchRequest[] = [];
   ended = false;
-  constructor(readonly onCreate: (s: FakeStream, req: IWatchRequest) => void) {
+  constructor(readonly onCreate: (s: FakeStream, req: IWatchRequest) => unknown) {
     super();
   }
   write(req: IWatchRequest): void {
@@ -30,7 +30,7 @@ class FakeStream extends EventEmitter {
   }
 }
 
-function fakeRpc(reads: { kv?: IKeyValue; revision: number }[], streams: ((s: FakeStream, req: IWatchRequest) => void)[]) {
+function fakeRpc(reads: { kv?: IKeyValue; revision: number }[], streams: ((s: FakeStream, req: IWatchRequest) => unknown)[]) {
   const txns: ITxnRequest[] = [];
   const created: FakeStream[] = [];
   const rpc = {
@@ -71,51 +71,61 @@ async function collect(lock: EtcdLock, n: number): Promise<string[]> {
 
 const header = (rev: number) => ({ cluster_id: '1', member_id: '1', revision: String(rev), raft_term: '1' });
 
+const created = (s: FakeStream, rev: number) => s.emit('data', { header: header(rev), watch_id: '1', created: true, canceled: false, compact_revision: '0', events: [] });
+const events = (s: FakeStream, rev: number, evs: unknown[]) => s.emit('data', { header: header(rev), watch_id: '1', created: false, canceled: false, compact_revision: '0', events: evs });
+const tick = () => new Promise((r) => setTimeout(r, 10));
+
 describe('etcd watch bookkeeping', () => {
-  it('starts at the read revision + 1 and offers every revision of a multi-event response', async () => {
-    const { rpc, created } = fakeRpc(
-      [{ revision: 10 }],
+  it('creates the watcher before the read, skips events already in the read, offers every revision of a multi-event response', async () => {
+    const { rpc, created: streams } = fakeRpc(
+      [{ kv: kv('a', 11), revision: 11 }],
       [
-        (s) =>
-          s.emit('data', {
-            header: header(13),
-            watch_id: '1',
-            created: false,
-            canceled: false,
-            compact_revision: '0',
-            events: [
-              { type: 'Put', kv: kv('a', 11) },
-              { type: 'Delete', kv: { ...kv('', 12), value: Buffer.alloc(0) } },
-              { type: 'Put', kv: kv('b', 13) },
-            ],
-          }),
+        async (s) => {
+          created(s, 10);
+          events(s, 11, [{ type: 'Put', kv: kv('a', 11) }]); // arrives before the read: already in it
+          await tick();
+          events(s, 13, [
+            { type: 'Delete', kv: { ...kv('', 12), value: Buffer.alloc(0) } },
+            { type: 'Put', kv: kv('b', 13) },
+          ]);
+        },
       ],
     );
     const lock = new EtcdLock({ client: rpc, key: KEY, ttlMs: 2000 });
-    assert.deepEqual(await collect(lock, 4), ['-', 'a@11', '-', 'b@13']);
-    assert.equal(created[0]!.writes[0]!.create_request!.start_revision, '11');
-    assert.equal(created[0]!.ended, true, 'the stream is closed when the watch ends');
+    assert.deepEqual(await collect(lock, 3), ['a@11', '-', 'b@13']);
+    assert.equal(streams[0]!.writes[0]!.create_request!.start_revision, undefined, 'a fresh watcher starts at "now"');
+    assert.equal(streams[0]!.ended, true, 'the stream is closed when the watch ends');
     await lock.close();
   });
 
-  it('re-reads after a compaction and resumes a broken stream from the last revision + 1', async () => {
-    const { rpc, txns, created } = fakeRpc(
+  it('resumes a broken stream from the last revision + 1; starts over with a read after a compaction', async () => {
+    const { rpc, txns, created: streams } = fakeRpc(
       [{ revision: 5 }, { kv: kv('x', 40), revision: 50 }],
       [
-        (s) => s.emit('data', { header: header(50), watch_id: '1', created: true, canceled: true, compact_revision: '30', events: [] }),
-        (s) => {
-          s.emit('data', { header: header(51), watch_id: '1', created: false, canceled: false, compact_revision: '0', events: [{ type: 'Put', kv: kv('y', 51) }] });
+        async (s) => {
+          created(s, 5);
+          await tick();
           s.emit('error', new Error('connection reset'));
         },
-        (s) => s.emit('data', { header: header(52), watch_id: '1', created: false, canceled: false, compact_revision: '0', events: [{ type: 'Put', kv: kv('z', 52) }] }),
+        (s) => s.emit('data', { header: header(50), watch_id: '1', created: true, canceled: true, compact_revision: '30', events: [] }),
+        async (s) => {
+          created(s, 50);
+          await tick();
+          events(s, 51, [{ type: 'Put', kv: kv('y', 51) }]);
+          s.emit('error', new Error('connection reset'));
+        },
+        (s) => {
+          created(s, 51);
+          events(s, 52, [{ type: 'Put', kv: kv('z', 52) }]);
+        },
       ],
     );
     const lock = new EtcdLock({ client: rpc, key: KEY, ttlMs: 2000 });
     assert.deepEqual(await collect(lock, 4), ['-', 'x@40', 'y@51', 'z@52']);
     assert.equal(txns.length, 2, 'one read at the start, one after the compaction');
     assert.deepEqual(
-      created.map((s) => s.writes[0]!.create_request!.start_revision),
-      ['6', '51', '52'],
+      streams.map((s) => s.writes[0]!.create_request!.start_revision),
+      [undefined, '6', undefined, '52'],
     );
     await lock.close();
   });
