@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [-- name…]`: runs every benchmark in bench/ (each bench/<name>.ts
- * other than this file), one at a time, each in its own process with a time bound, showing a
+ * other than this file, `_*.ts`, `*.tmp.ts` and `*.test.ts`), one at a time, each in its own process with a time bound, showing a
  * progress line. Each writes bench/results/<name>.json; this script merges them into
  * bench/results/latest.json (entries of benchmarks not run this time are kept, with their own
  * dates) and prints one markdown table: median, p99 and the ratio to the baseline each benchmark
@@ -146,7 +146,7 @@ function machine(): string {
 
 function discover(): string[] {
   const found = readdirSync(BENCH_DIR)
-    .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_') && !f.endsWith('.test.ts'))
+    .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_') && !f.endsWith('.test.ts') && !f.includes('.tmp.'))
     .map((f) => basename(f, '.ts'));
   const rank = (n: string): number => (ORDER.includes(n) ? ORDER.indexOf(n) : ORDER.length);
   return found.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
