@@ -91,6 +91,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   #deadline: Timer | undefined;
   #lastConfirmedSend = 0;
   #unreleased: Term | undefined;
+  #releasing = 0;
 
   #observed: LockState | undefined;
   #leader: string | undefined;
@@ -295,11 +296,14 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   }
 
   /**
-   * Whether to try now: campaigning, and the last observed state names us as successor, or shows no
-   * live holder and no nomination of someone else while we are not holding back after a handover.
+   * Whether to try now: campaigning, no release of ours in flight, and the last observed state names
+   * us as successor, or shows no live holder and no nomination of someone else while we are not
+   * holding back after a handover.
    */
   #shouldCampaign(): boolean {
-    if (!this.#campaigning) return false;
+    // Never while our own release is in flight: what we observed predates it, and an acquire racing
+    // our release (or the nomination it writes) could undo a handover.
+    if (!this.#campaigning || this.#releasing > 0) return false;
     const s = this.#observed;
     if (s?.successor !== undefined) return s.successor === this.#opts.identity;
     return this.#clock.now() >= this.#holdBackUntil && !s?.leader?.live;
@@ -432,6 +436,16 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   /** Compare-and-delete, retried while the term could still be live; remembers failure for the next stop(). */
   async #release(term: Term, successor?: string, retry = true): Promise<void> {
+    this.#releasing++;
+    try {
+      await this.#releaseOnce(term, successor, retry);
+    } finally {
+      this.#releasing--;
+      this.#waker.wake();
+    }
+  }
+
+  async #releaseOnce(term: Term, successor: string | undefined, retry: boolean): Promise<void> {
     this.#unreleased = term;
     const until = term.validUntil;
     for (let attempt = 0; ; attempt++) {

@@ -248,6 +248,21 @@ describe('LeaderElector: handover', () => {
     await c.stopAll();
   });
 
+  it('with latency, the old leader never races its own handover release (the nominee always wins)', async () => {
+    const c = cluster(3);
+    for (const n of c.nodes) n.lock.faults.set({ latencyMs: 7, jitterMs: 5 });
+    for (const n of c.nodes) await settle(c.clock, n.elector.start(), 5);
+    for (let i = 0; i < 20; i++) {
+      const [leader] = c.leaders();
+      assert.ok(leader, `round ${i}: someone leads`);
+      const target = c.nodes.filter((n) => n !== leader)[i % 2]!;
+      await settle(c.clock, leader.elector.handover(target.name), 5);
+      for (let k = 0; k < 100 && !target.elector.isLeader; k++) await c.clock.advance(5);
+      assert.deepEqual(c.leaders().map((n) => n.name), [target.name], `round ${i}`);
+    }
+    await c.stopAll();
+  });
+
   it('a nominee that never comes: another candidate leads once the nomination expires', async () => {
     const c = cluster(3);
     await c.node('a').elector.start();
