@@ -5,8 +5,9 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { LeaderLock, Term } from '../core/lock.js';
 import { LeaderElector } from '../elector/index.js';
 import { createHealthHandler, type SwitchSource } from '../http/index.js';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostPort, listen } from './health-server.js';
 import type { RunArgs } from './args.js';
 import { formatDuration } from './duration.js';
 import { EX_NOEXEC, EX_NOTFOUND, UsageError } from './usage-error.js';
@@ -263,19 +264,4 @@ export async function supervise(args: RunArgs, deps: SuperviseDeps): Promise<num
     health?.close();
     if (server) await new Promise((resolve) => server!.close(resolve));
   }
-}
-
-function hostPort(l: { host: string; port: number }): string {
-  return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
-}
-
-async function listen(handler: ReturnType<typeof createHealthHandler>, at: { host: string; port: number }): Promise<Server> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${hostPort(at)} (--listen): ${err.code ?? err.message}`)));
-    server.listen(at.port, at.host, () => resolve());
-  });
-  // Probes must not keep the process alive after the command is done.
-  server.unref();
-  return server;
 }
