@@ -9,10 +9,13 @@ import type { HealthStatus } from './status.js';
  * - `/replica`: following a known live leader that is not us. A candidate that sees no leader is
  *   not a replica: a load balancer sending reads there would read from a member that is not
  *   replicating from anyone.
- * - `/readiness`: everyone whose loop is alive is ready, except a leader past its `validUntil`
- *   (a stale primary must drop out of the Service endpoints even if it cannot remove its own role
- *   label — the node-failure case from Patroni's history) and a stopped elector. Followers are
- *   ready, or a rolling update would stall waiting for replicas that can never become "leader".
+ * - `/readiness`: a leader whose term is valid right now, or a replica of a known live leader. Not
+ *   ready: a leader past its `validUntil`, a stopped elector, a stalled loop, and a candidate that
+ *   sees no leader. The last one is the ex-primary cut off from the DCS: its term has ended, but it
+ *   cannot remove its own `role=primary` label either, so readiness is what takes it out of the
+ *   Service endpoints (the failure Patroni's history describes). Healthy followers are ready, so a
+ *   rolling update (where a leader exists) never stalls; during a leaderless failover window the
+ *   candidates are briefly not ready, as Patroni replicas that lost their primary are.
  * - `/liveness`: the loop makes progress. Never tied to leadership, or Kubernetes would restart
  *   every follower. A stopped elector is alive (stopping is deliberate, not a hang).
  * - `/health`: like liveness, with the full status as JSON (also returned by every other endpoint).
@@ -33,8 +36,8 @@ export function judge(probe: Probe, s: HealthStatus): boolean {
     case 'replica':
       return isReplica(s);
     case 'readiness':
-      if (s.loopStalled || s.role === 'stopped') return false;
-      return s.role !== 'leader' || s.isValid;
+      if (s.loopStalled) return false;
+      return isServingLeader(s) || isReplica(s);
     case 'liveness':
     case 'health':
       return s.role === 'stopped' || !s.loopStalled;

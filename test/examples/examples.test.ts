@@ -36,6 +36,8 @@ describe('examples', () => {
     assert.ok(demoted >= 0 && promoted > demoted, r.stdout);
     assert.match(r.stdout, /node-1: \/primary 200, \/replica 503/);
     assert.match(r.stdout, /node-2: \/primary 200, \/replica 503, \/readiness 200/);
+    // The cut-off ex-primary cannot see any leader: not ready, so a Service drops it even if its role label is stale.
+    assert.match(r.stdout, /node-1: \/primary 503, \/replica 503, \/readiness 503, \/liveness 200/);
     assert.match(r.stdout, /leaderlock_is_leader\{backend="memory",key="service\/demo\/leader"\} 1/);
   });
 });

@@ -34,7 +34,7 @@ describe('probe verdicts (what load balancers and Kubernetes rely on)', () => {
     ['valid leader', leader, { leader: true, primary: true, master: true, replica: false, readiness: true, liveness: true }],
     ['leader past validUntil', staleLeader, { leader: false, primary: false, master: false, replica: false, readiness: false, liveness: true }],
     ['follower of a live leader', follower, { leader: false, primary: false, replica: true, readiness: true, liveness: true }],
-    ['candidate with no leader known', candidate, { leader: false, replica: false, readiness: true, liveness: true }],
+    ['candidate with no leader known (e.g. an ex-primary cut off from the DCS)', candidate, { leader: false, replica: false, readiness: false, liveness: true }],
     ['observer with a known leader', observer, { leader: false, replica: true, readiness: true, liveness: true }],
     ['stalled loop', stalled, { replica: true, readiness: false, liveness: false, health: false }],
     ['stopped elector', stopped, { leader: false, replica: false, readiness: false, liveness: true }],
@@ -77,12 +77,14 @@ describe('createHealthHandler over node:http', () => {
     assert.deepEqual(await r.json(), { identity: 'b', role: 'follower', holder: 'a', token: '7', isValid: false, loopStalled: false, backend: 'memory', key: 'leader' });
   });
 
-  it('a stale leader is not ready (dropped from the Service) but stays live', async () => {
+  it('a stale leader and a cut-off ex-leader are not ready (dropped from the Service) but stay live; followers are ready', async () => {
     source.current = staleLeader;
     assert.equal((await fetch(url + '/readiness')).status, 503);
     assert.equal((await fetch(url + '/liveness')).status, 200);
     source.current = follower;
     assert.equal((await fetch(url + '/readiness')).status, 200);
+    source.current = candidate; // its term ended, it sees no leader: it may still carry role=primary
+    assert.equal((await fetch(url + '/readiness')).status, 503);
   });
 
   it('/health carries the token as a decimal string and goes 503 when the loop stalls', async () => {
