@@ -163,6 +163,20 @@ describe('leaderlock CLI: backend failures map to sysexits codes', () => {
       assert.equal(await runCli(['run', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--', 'true'], t.io), code);
     });
   }
+  it('--listen on a port in use is a usage error (64) naming the address', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const t = io({});
+      const code = await runCli(['run', '--backend', 'memory', '--key', 'k', '--listen', `127.0.0.1:${port}`, '--', 'true'], { ...t.io, openLock: undefined, spawn: () => assert.fail('must not start the command') });
+      assert.equal(code, 64);
+      assert.deepEqual(t.err.filter((l) => !/campaigning/.test(l)), [`leaderlock: cannot listen on 127.0.0.1:${port} (--listen): EADDRINUSE`]);
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+  });
+
   it('an unexpected error says "internal error" on one line, the stack only with DEBUG=leaderlock:*', async () => {
     const t = io({ get: async () => Promise.reject(new TypeError('x is not a function')) });
     assert.equal(await runCli(['status', '--backend', 'memory', '--key', 'k'], t.io), 70);
