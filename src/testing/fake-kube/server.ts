@@ -30,6 +30,8 @@ export interface FakeKubeApiServerOptions {
   historyLimit?: number;
   /** The user named in 403 messages. */
   user?: string;
+  /** Requests kept in `requests` (oldest dropped first). Default 100 000. */
+  recordLimit?: number;
   /** First node IP's last octet. Default 2 (127.0.0.2). */
   firstOctet?: number;
   /** Random source of the service proxy (which node a new connection goes to). */
@@ -69,6 +71,7 @@ export class FakeKubeApiServer {
   readonly #requests: FakeKubeRequest[] = [];
   readonly #unknown: FakeKubeRequest[] = [];
   readonly #delayMs: number;
+  readonly #recordLimit: number;
   readonly #timers = new Set<Timer>();
   #nextOctet: number;
   #port = 0;
@@ -82,6 +85,7 @@ export class FakeKubeApiServer {
     this.store = new FakeKubeStore(this.clock, options.historyLimit ?? 1000);
     this.#tokens = new Set(options.tokens ?? [`fake-${randomBytes(12).toString('hex')}`]);
     this.#delayMs = options.endpointsUpdateDelayMs ?? 5000;
+    this.#recordLimit = options.recordLimit ?? 100_000;
     this.#nextOctet = options.firstOctet ?? 2;
     this.#proxy = new ServiceProxy(options.random);
     this.#api = new FakeKubeApi({
@@ -93,7 +97,10 @@ export class FakeKubeApiServer {
       user: options.user ?? 'system:serviceaccount:default:leaderlock',
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
       serverAddress: () => `127.0.0.1:${this.#servicePort}`,
-      record: (r) => this.#requests.push(r),
+      record: (r) => {
+        this.#requests.push(r);
+        if (this.#requests.length > this.#recordLimit) this.#requests.splice(0, this.#requests.length - this.#recordLimit);
+      },
       unknownRoute: (r) => {
         this.#unknown.push(r);
         log('UNKNOWN ROUTE %s %s', r.method, r.path);
