@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeKubeApiServer, jsonPatch, mergePatch, strategicMergePatch } from '../../src/testing/index.js';
+import { FakeKubeApiServer, VirtualClock, jsonPatch, mergePatch, strategicMergePatch } from '../../src/testing/index.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const CM = '/api/v1/namespaces/default/configmaps';
@@ -49,8 +49,11 @@ function call(fake: FakeKubeApiServer, method: string, path: string, body?: unkn
 
 describe('FakeKubeApiServer', () => {
   let fake: FakeKubeApiServer;
+  // The fake's clock drives the endpoints update delay: the test moves it instead of sleeping.
+  const clock = new VirtualClock({ startDate: new Date() });
+  let pick = Math.random; // which node the service address forwards the next connection to
   before(async () => {
-    fake = await FakeKubeApiServer.start({ nodes: 3, endpointsUpdateDelayMs: 200 });
+    fake = await FakeKubeApiServer.start({ nodes: 3, endpointsUpdateDelayMs: 200, clock, random: () => pick() });
   });
   after(async () => {
     await fake.close();
@@ -179,8 +182,13 @@ describe('FakeKubeApiServer', () => {
     await dead.down();
     assert.equal(fake.listedNodes.length, 3, 'still listed during endpointsUpdateDelayMs');
     assert.ok(fake.listedNodes.includes(dead));
-    const deadline = performance.now() + 5000;
-    while (fake.listedNodes.includes(dead) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await clock.advance(199);
+    assert.ok(fake.listedNodes.includes(dead), 'kube-proxy has not caught up yet');
+    pick = () => 0.9; // the last listed node: the dead one
+    await assert.rejects(call(fake, 'GET', CM, undefined, { url: fake.serviceUrl }), 'the service still forwards to the dead node');
+    pick = Math.random;
+    await clock.advance(1);
+    assert.ok(!fake.listedNodes.includes(dead));
     assert.deepEqual(await ips(), [fake.node(0).ip, fake.node(1).ip]);
     const slice = await call(fake, 'GET', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes');
     const endpoints = (slice.body.items as { endpoints: { addresses: string[] }[]; ports: { name: string }[] }[])[0]!;
