@@ -138,7 +138,8 @@ export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
       const budget = Math.max(Math.min(remaining, 50), remaining / untried);
       tried.add(member);
       try {
-        return await abortable(fn(member, { deadline: new Date(Date.now() + budget) }), opts.signal, what);
+        // gRPC deadlines are wall-clock Dates.
+        return await abortable(fn(member, { deadline: new Date(systemClock.date().getTime() + budget) }), opts.signal, what);
       } catch (err) {
         const mapped = mapEtcdError(err, `${what} via ${member.name}`);
         if (!isRetryable(mapped)) throw mapped;

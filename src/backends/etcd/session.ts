@@ -164,7 +164,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
       };
       timer = systemClock.setTimer(
         () => waiter.reject(new DeadlineExceededError('etcd lease keep-alive: no reply in time', { backend: 'etcd' })),
-        o.deadline.getTime() - Date.now(),
+        o.deadline.getTime() - systemClock.date().getTime(),
         { unref: true },
       );
       ka.queue.push(waiter);
