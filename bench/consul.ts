@@ -17,51 +17,18 @@
  * Prints a markdown table (median, p99, raw-request median, ratio) and writes bench/results/consul.json.
  * Bounded: N rounds (default 200, --quick 30) and at most ~60 s of sampling, whichever comes first.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LeaderElector, systemClock, type Term } from '../src/index.js';
 import { ConsulClient, ConsulLock } from '../src/backends/consul/index.js';
 import { FakeConsulServer } from '../src/testing/index.js';
+import { printRawComparison, quantile, rawComparisonRow as row, sampleAll, timed, writeResult, type RawComparisonRow as Row } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, iterations: { type: 'string' } } });
 const N = args.iterations !== undefined ? Number(args.iterations) : args.quick ? 30 : 200;
 const BUDGET_MS = 60_000;
 const clock = systemClock;
 const KEY = 'service/bench/leader';
-
-interface Row {
-  op: string;
-  requests: string;
-  n: number;
-  medianMs: number;
-  p99Ms: number;
-  rawMedianMs: number;
-  ratio: number;
-}
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = clock.now();
-  await fn();
-  return clock.now() - start;
-}
-
-/** Every probe once per round, interleaved, for N rounds or until the budget is spent. */
-async function sampleAll(probes: Record<string, () => Promise<number>>): Promise<Record<string, number[]>> {
-  const out: Record<string, number[]> = Object.fromEntries(Object.keys(probes).map((k) => [k, []]));
-  for (let i = 0; i < Math.max(3, Math.ceil(N / 10)); i++) for (const fn of Object.values(probes)) await fn(); // warm-up
-  const until = clock.now() + BUDGET_MS;
-  for (let i = 0; i < N && clock.now() < until; i++) for (const [k, fn] of Object.entries(probes)) out[k]!.push(await fn());
-  for (const xs of Object.values(out)) xs.sort((a, b) => a - b);
-  return out;
-}
 
 /** Resolves when `elector` emits 'elected' (rejects after 5 s: the bench stays bounded). */
 function nextElected(elector: LeaderElector): Promise<void> {
@@ -125,14 +92,10 @@ async function main(): Promise<void> {
         await craw.kvGet('bench/raw');
         return ms;
       },
-    });
+    }, { rounds: N, budgetMs: BUDGET_MS });
     const s = samples as Record<string, number[]>;
     const g = quantile(s.rawGet!, 0.5);
     const p = quantile(s.rawPut!, 0.5);
-    const row = (op: string, requests: string, xs: number[], rawMs: number): Row => {
-      const medianMs = quantile(xs, 0.5);
-      return { op, requests, n: xs.length, medianMs, p99Ms: quantile(xs, 0.99), rawMedianMs: rawMs, ratio: medianMs / rawMs };
-    };
     // Raw baselines count requests on the critical path (concurrent pairs count once).
     const rows: Row[] = [
       row('raw GET', 'GET', s.rawGet!, g),
@@ -143,22 +106,9 @@ async function main(): Promise<void> {
       row('handover (release → nominee holds)', '4 GET + 5 PUT/DELETE', s.handover!, 4 * g + 5 * p),
       row('elector handover (handover() → elected)', 'handover + blocking-query wake-up + acquire', s.electorHandover!, 5 * g + 6 * p),
     ];
-    const f = (x: number): string => x.toFixed(2);
-    console.log(`ConsulLock vs raw ConsulClient requests — FakeConsulServer over HTTP on loopback (measured against the fake, not a Consul cluster), ${s.rawGet!.length} rounds${args.quick ? ' (--quick)' : ''}\n`);
-    console.log('| operation | requests | n | median ms | p99 ms | raw requests median ms | ratio |');
-    console.log('|---|---|---:|---:|---:|---:|---:|');
-    for (const r of rows) console.log(`| ${r.op} | ${r.requests} | ${r.n} | ${f(r.medianMs)} | ${f(r.p99Ms)} | ${f(r.rawMedianMs)} | ${r.ratio.toFixed(2)} |`);
+    printRawComparison(`ConsulLock vs raw ConsulClient requests — FakeConsulServer over HTTP on loopback (measured against the fake, not a Consul cluster), ${s.rawGet!.length} rounds${args.quick ? ' (--quick)' : ''}`, rows);
     console.log('\nCrash failover is not sampled (it takes seconds): its bound is 2 × session TTL + lock-delay after the last renew (Consul invalidates a session 1–2 × TTL after it).');
-    const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'consul.json');
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(
-      out,
-      `${JSON.stringify(
-        { bench: 'consul', against: 'FakeConsulServer (loopback HTTP)', iterations: N, quick: args.quick, node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model, date: new Date().toISOString(), rows },
-        null,
-        2,
-      )}\n`,
-    );
+    const out = writeResult('consul', { bench: 'consul', against: 'FakeConsulServer (loopback HTTP)', iterations: N, quick: args.quick, node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model, date: new Date().toISOString(), rows });
     console.log(`\nwritten ${out}`);
   } finally {
     await Promise.allSettled([ea.stop(), eb.stop()]);

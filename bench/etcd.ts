@@ -13,14 +13,13 @@
  * Usage: npx tsx bench/etcd.ts [--quick]
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { LeaderElector, type Term } from '../src/index.js';
 import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
 import { ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../test/helpers/etcd-cluster.js';
 import { ChildElector } from '../test/backends/etcd/child-elector.js';
+import { median, quantile, writeResult } from './_stats.js';
 
 const quick = process.argv.includes('--quick');
 const N = {
@@ -47,12 +46,6 @@ interface Row {
 }
 const rows: Row[] = [];
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-}
-const median = (xs: number[]): number => quantile(xs, 0.5);
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 function add(metric: string, unit: string, xs: number[], baseline?: { name: string; xs: number[] }, note?: string): void {
@@ -314,9 +307,7 @@ async function main(): Promise<void> {
     (r) => `| ${r.metric} | ${r.n} | ${r.median} ${r.unit} | ${r.p99} ${r.unit} | ${r.baseline ? `${r.baseline} (${r.baselineMedian} ${r.unit})` : ''} | ${r.ratio !== undefined ? `${r.ratio}×` : ''} | ${r.note ?? ''} |`,
   );
   process.stdout.write(`${header}\n${lines.join('\n')}\n`);
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}etcd.json`, `${JSON.stringify({ quick, date: new Date().toISOString(), seconds: Math.round((performance.now() - began) / 1000), rows }, null, 2)}\n`);
+  writeResult('etcd', { quick, date: new Date().toISOString(), seconds: Math.round((performance.now() - began) / 1000), rows });
   process.stderr.write(`done in ${Math.round((performance.now() - began) / 1000)} s; rows in bench/results/etcd.json\n`);
 }
 

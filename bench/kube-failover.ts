@@ -12,14 +12,12 @@
  * bench/results/kube-failover.json. Bounded: N runs per row (default 100, --quick 15) and at most
  * ROW_BUDGET_MS of sampling per row, whichever comes first.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../src/core/clock.js';
 import { KubeClient, endpointsResolver, serviceResolver } from '../src/backends/kubernetes/index.js';
 import { FakeKubeApiServer } from '../src/testing/index.js';
+import { quantile, writeResult } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' }, deadline: { type: 'string' } } });
 const RUNS = args.runs !== undefined ? Number(args.runs) : args.quick ? 15 : 100;
@@ -33,11 +31,6 @@ const LEASES = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
 
 type Fault = 'refused' | 'blackholed';
 type Via = 'service' | 'endpoints';
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-}
 
 const fake = await FakeKubeApiServer.start({
   nodes: 3,
@@ -141,25 +134,16 @@ for (const r of rows) {
 }
 console.log(lines.join('\n'));
 
-const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'kube-failover.json');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(
-  out,
-  `${JSON.stringify(
-    {
-      bench: 'kube-failover',
-      command: `node --import tsx bench/kube-failover.ts${args.quick ? ' --quick' : ''}${args.runs ? ` --runs ${args.runs}` : ''}${args.deadline ? ` --deadline ${args.deadline}` : ''}`,
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: availableParallelism(),
-      cpuModel: cpus()[0]?.model,
-      tickMs: TICK_MS,
-      deadlineMs: DEADLINE_MS,
-      perTryShareMs: DEADLINE_MS / 4,
-      rows,
-    },
-    null,
-    2,
-  )}\n`,
-);
+const out = writeResult('kube-failover', {
+  bench: 'kube-failover',
+  command: `node --import tsx bench/kube-failover.ts${args.quick ? ' --quick' : ''}${args.runs ? ` --runs ${args.runs}` : ''}${args.deadline ? ` --deadline ${args.deadline}` : ''}`,
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: availableParallelism(),
+  cpuModel: cpus()[0]?.model,
+  tickMs: TICK_MS,
+  deadlineMs: DEADLINE_MS,
+  perTryShareMs: DEADLINE_MS / 4,
+  rows,
+});
 console.log(`\nwrote ${out}`);

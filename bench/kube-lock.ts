@@ -13,54 +13,18 @@
  * bench/results/kube-lock.json. Bounded: N rounds (default 300, --quick 40) of every probe,
  * interleaved, and at most ~60 s of sampling, whichever comes first.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { systemClock, type Term } from 'leaderlock';
 import { KubeClient, KubernetesLock, endpointsResolver } from 'leaderlock/kubernetes';
 import { FakeKubeApiServer } from 'leaderlock/testing';
+import { printRawComparison, quantile, rawComparisonRow as row, sampleAll, timed, writeResult, type RawComparisonRow as Row } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, iterations: { type: 'string' } } });
 const N = args.iterations !== undefined ? Number(args.iterations) : args.quick ? 40 : 300;
 const ROW_BUDGET_MS = 20_000;
 const clock = systemClock;
 const LEASES = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
-
-interface Row {
-  op: string;
-  requests: string;
-  n: number;
-  medianMs: number;
-  p99Ms: number;
-  rawMedianMs: number;
-  ratio: number;
-}
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-}
-
-/**
- * Runs every probe once per round, interleaved (raw and lock samples see the same conditions: JIT,
- * connection state, a busy neighbour), for N rounds or until the time budget is spent.
- */
-async function sampleAll(probes: Record<string, () => Promise<number>>): Promise<Record<string, number[]>> {
-  const out: Record<string, number[]> = Object.fromEntries(Object.keys(probes).map((k) => [k, []]));
-  for (let i = 0; i < Math.max(3, Math.ceil(N / 10)); i++) for (const fn of Object.values(probes)) await fn(); // warm-up
-  const until = clock.now() + ROW_BUDGET_MS * 3;
-  for (let i = 0; i < N && clock.now() < until; i++) for (const [k, fn] of Object.entries(probes)) out[k]!.push(await fn());
-  for (const xs of Object.values(out)) xs.sort((a, b) => a - b);
-  return out;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = clock.now();
-  await fn();
-  return clock.now() - start;
-}
 
 async function main(): Promise<void> {
   const fake = await FakeKubeApiServer.start({ nodes: 3 });
@@ -117,15 +81,11 @@ async function main(): Promise<void> {
         await a.release(next);
         return ms;
       },
-    });
+    }, { rounds: N, budgetMs: ROW_BUDGET_MS * 3 });
     const { rawGet, rawPut, acquire, renew, release, handover } = samples as Record<string, number[]>;
     const g = quantile(rawGet!, 0.5);
     const p = quantile(rawPut!, 0.5);
 
-    const row = (op: string, requests: string, xs: number[], rawMs: number): Row => {
-      const medianMs = quantile(xs, 0.5);
-      return { op, requests, n: xs.length, medianMs, p99Ms: quantile(xs, 0.99), rawMedianMs: rawMs, ratio: medianMs / rawMs };
-    };
     const rows: Row[] = [
       row('raw GET', 'GET', rawGet!, g),
       row('raw CAS PUT', 'PUT', rawPut!, p),
@@ -134,22 +94,9 @@ async function main(): Promise<void> {
       row('release', 'PUT', release!, p),
       row('handover (release → nominee holds)', 'PUT + GET + PUT', handover!, 2 * p + g),
     ];
-    const f = (x: number): string => x.toFixed(2);
-    console.log(`KubernetesLock vs raw KubeClient requests — FakeKubeApiServer over HTTPS on loopback, ${N} iterations${args.quick ? ' (--quick)' : ''}\n`);
-    console.log('| operation | requests | n | median ms | p99 ms | raw requests median ms | ratio |');
-    console.log('|---|---|---:|---:|---:|---:|---:|');
-    for (const r of rows) console.log(`| ${r.op} | ${r.requests} | ${r.n} | ${f(r.medianMs)} | ${f(r.p99Ms)} | ${f(r.rawMedianMs)} | ${r.ratio.toFixed(2)} |`);
+    printRawComparison(`KubernetesLock vs raw KubeClient requests — FakeKubeApiServer over HTTPS on loopback, ${N} iterations${args.quick ? ' (--quick)' : ''}`, rows);
 
-    const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'kube-lock.json');
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(
-      out,
-      `${JSON.stringify(
-        { bench: 'kube-lock', iterations: N, quick: args.quick, node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model, date: new Date().toISOString(), rows },
-        null,
-        2,
-      )}\n`,
-    );
+    const out = writeResult('kube-lock', { bench: 'kube-lock', iterations: N, quick: args.quick, node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model, date: new Date().toISOString(), rows });
     console.log(`\nwritten ${out}`);
     await Promise.all([a.close(), b.close()]);
   } finally {

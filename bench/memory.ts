@@ -15,12 +15,11 @@
  * Prints a markdown table and writes bench/results/memory.json. Bounded: N rounds (default 60,
  * --quick 15) and at most ~60 s of sampling.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LeaderElector, systemClock, type Term } from '../src/index.js';
 import { MemoryLock, MemoryStore } from '../src/backends/memory/index.js';
+import { quantile, timed, writeResult } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, iterations: { type: 'string' } } });
 const N = args.iterations !== undefined ? Number(args.iterations) : args.quick ? 15 : 60;
@@ -38,11 +37,6 @@ interface Row {
   baseline?: string;
   baselineMedianMs?: number;
   ratio?: number;
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
 }
 
 /** Resolves when `elector` emits 'elected'; rejects after 5 s so the bench stays bounded. */
@@ -109,12 +103,6 @@ async function pollingRound(key: string): Promise<number> {
   return wonAt - start;
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = clock.now();
-  await fn();
-  return clock.now() - start;
-}
-
 async function main(): Promise<void> {
   const began = clock.now();
   const until = began + BUDGET_MS;
@@ -170,8 +158,6 @@ async function main(): Promise<void> {
     ...rows.map((r) => `| ${r.op} | ${r.n} | ${f(r.medianMs)} | ${f(r.p99Ms)} | ${r.baseline ? `${r.baseline} (${f(r.baselineMedianMs)})` : ''} | ${r.ratio !== undefined ? `${r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2)}×` : ''} |`),
   ].join('\n');
   process.stdout.write(`${table}\n`);
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
   const result = {
     bench: 'memory',
     against: 'MemoryStore in-process (real clock)',
@@ -186,7 +172,7 @@ async function main(): Promise<void> {
     polling: poll,
     rows,
   };
-  writeFileSync(`${dir}memory.json`, `${JSON.stringify(result, null, 2)}\n`);
+  writeResult('memory', result);
 }
 
 await main();
