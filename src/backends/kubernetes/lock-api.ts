@@ -1,37 +1,15 @@
 /**
- * The structural slice of `KubeClient` the lock depends on (`request`, `watch`, `namespace`), spelled
- * out here so the lock compiles and unit-tests against any object of this shape — a `KubeClient`, a
- * tiny in-memory stub, or a user's own client. Matches the KubeClient contract in client.ts.
+ * The structural slice of `KubeClient` the lock depends on (`request`, `watch`, `namespace`): the lock
+ * compiles and unit-tests against any object of this shape — a `KubeClient`, a tiny in-memory stub,
+ * or a user's own client. The names below are the lock's names for the client's own types (type-only:
+ * nothing of client.ts is loaded by them).
  */
-export interface KubeLockRequest {
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  path: string;
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  contentType?: string;
-  /** Non-2xx statuses returned instead of thrown. */
-  accept?: readonly number[];
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
+import type { KubeApi, KubeRequestOptions, KubeResponse, WatchEvent } from './client.js';
 
-export interface KubeLockResponse<T = unknown> {
-  status: number;
-  body: T;
-}
+export type KubeLockRequest = KubeRequestOptions;
 
-export interface KubeWatchEvent {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: unknown;
-}
+export type KubeLockResponse<T = unknown> = KubeResponse<T>;
 
-export interface KubeLockApi {
-  readonly namespace: string;
-  request<T = unknown>(opts: KubeLockRequest): Promise<KubeLockResponse<T>>;
-  watch(opts: {
-    path: string;
-    query?: Record<string, string | number | boolean | undefined>;
-    signal: AbortSignal;
-    idleTimeoutMs?: number;
-  }): AsyncIterable<KubeWatchEvent>;
-}
+export type KubeWatchEvent = WatchEvent;
+
+export type KubeLockApi = KubeApi;
