@@ -36,6 +36,16 @@ describe('LeaderElector on ConsulLock', () => {
     elector.on('warning', () => undefined);
     return m;
   };
+  /** A and B created, then A started (it leads the empty key) and B started (it follows), each settled. */
+  const leaderAndFollower = async (): Promise<[Member, Member]> => {
+    const a = member('a');
+    const b = member('b');
+    await a.elector.start();
+    await w.settle();
+    await b.elector.start();
+    await w.settle();
+    return [a, b];
+  };
   const tags = (identity: string): string[] | undefined => w.fake.services().find((s) => s.id === `pg-${identity}`)?.tags;
   const shutdown = async (...ms: Member[]): Promise<void> => {
     for (const m of ms) {
@@ -53,12 +63,7 @@ describe('LeaderElector on ConsulLock', () => {
   };
 
   it('tags follow the elector: primary + master on the leader, replica elsewhere; stop hands over at once', async () => {
-    const a = member('a');
-    const b = member('b');
-    await a.elector.start();
-    await w.settle();
-    await b.elector.start();
-    await w.settle();
+    const [a, b] = await leaderAndFollower();
     assert.equal(a.elector.isLeader, true);
     assert.equal(b.elector.leader, 'a');
     assert.deepEqual(tags('a'), ['primary', 'master']);
@@ -76,12 +81,7 @@ describe('LeaderElector on ConsulLock', () => {
   });
 
   it('a leader cut off from Consul steps down by its renew deadline; the other leads only after, within 2 × TTL', async () => {
-    const a = member('a');
-    const b = member('b');
-    await a.elector.start();
-    await w.settle();
-    await b.elector.start();
-    await w.settle();
+    const [a, b] = await leaderAndFollower();
     const term = a.elector.term!;
     const sid = a.lock.sessionId!;
     // A's session renewals no longer reach Consul (a partition of A alone).
