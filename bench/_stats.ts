@@ -1,7 +1,7 @@
 /**
  * What the benchmarks share: nearest-rank quantiles, timing one call on the real clock, interleaved
- * sampling of several probes, the "operation vs the raw requests it is made of" rows and table, and
- * writing bench/results/<name>.json.
+ * sampling of several probes, the handover probe, the "operation vs the raw requests it is made of"
+ * rows and table, and writing bench/results/<name>.json.
  *
  * The leading underscore keeps `npm run bench` (bench/run.ts) from taking this file for a benchmark.
  */
@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../src/core/clock.js';
+import type { LeaderLock } from '../src/core/lock.js';
 
 const clock = systemClock;
 
@@ -42,6 +43,23 @@ export async function sampleAll(probes: Record<string, () => Promise<number>>, {
   for (let i = 0; i < rounds && clock.now() < until; i++) for (const [k, fn] of Object.entries(probes)) out[k]!.push(await fn());
   for (const xs of Object.values(out)) xs.sort((a, b) => a - b);
   return out;
+}
+
+/**
+ * One handover between two locks on the same key: `nominee` takes it as 'node-b' (untimed), then the
+ * timed part — it releases naming 'node-a' as successor and `successor` acquires as 'node-a' — then
+ * `successor` releases (untimed), leaving the key free. Milliseconds of the timed part.
+ */
+export async function timedHandover(successor: LeaderLock, nominee: LeaderLock): Promise<number> {
+  const term = await nominee.acquire('node-b');
+  if (!term) throw new Error('b could not acquire');
+  const start = clock.now();
+  await nominee.release(term, { successor: 'node-a' });
+  const next = await successor.acquire('node-a');
+  const ms = clock.now() - start;
+  if (!next) throw new Error('the nominee could not acquire');
+  await successor.release(next);
+  return ms;
 }
 
 /** One operation next to the raw requests it is made of (`rawMedianMs`: their medians on the critical path). */

@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { LeaderElector, systemClock, type Term } from '../src/index.js';
 import { ConsulClient, ConsulLock } from '../src/backends/consul/index.js';
 import { FakeConsulServer } from '../src/testing/index.js';
-import { printRawComparison, quantile, rawComparisonRow as row, sampleAll, timed, writeResult, type RawComparisonRow as Row } from './_stats.js';
+import { printRawComparison, quantile, rawComparisonRow as row, sampleAll, timed, timedHandover, writeResult, type RawComparisonRow as Row } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, iterations: { type: 'string' } } });
 const N = args.iterations !== undefined ? Number(args.iterations) : args.quick ? 30 : 200;
@@ -66,17 +66,7 @@ async function main(): Promise<void> {
       },
       renew: () => timed(() => a.renew(term!)),
       release: () => timed(() => a.release(term!)),
-      handover: async () => {
-        const t = await b.acquire('node-b');
-        if (!t) throw new Error('b could not acquire');
-        const start = clock.now();
-        await b.release(t, { successor: 'node-a' });
-        const next = await a.acquire('node-a');
-        const ms = clock.now() - start;
-        if (!next) throw new Error('the nominee could not acquire');
-        await a.release(next);
-        return ms;
-      },
+      handover: () => timedHandover(a, b),
       electorHandover: async () => {
         const [from, to] = ea.isLeader ? [ea, eb] : [eb, ea];
         const elected = nextElected(to);

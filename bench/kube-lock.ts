@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { systemClock, type Term } from 'leaderlock';
 import { KubeClient, KubernetesLock, endpointsResolver } from 'leaderlock/kubernetes';
 import { FakeKubeApiServer } from 'leaderlock/testing';
-import { printRawComparison, quantile, rawComparisonRow as row, sampleAll, timed, writeResult, type RawComparisonRow as Row } from './_stats.js';
+import { printRawComparison, quantile, rawComparisonRow as row, sampleAll, timed, timedHandover, writeResult, type RawComparisonRow as Row } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, iterations: { type: 'string' } } });
 const N = args.iterations !== undefined ? Number(args.iterations) : args.quick ? 40 : 300;
@@ -70,17 +70,7 @@ async function main(): Promise<void> {
         const ms = await timed(() => a.release(renewing!));
         return ms;
       },
-      handover: async () => {
-        const term = (await b.acquire('node-b')) ?? undefined;
-        if (!term) throw new Error('b could not acquire');
-        const start = clock.now();
-        await b.release(term, { successor: 'node-a' });
-        const next = await a.acquire('node-a');
-        const ms = clock.now() - start;
-        if (!next) throw new Error('the nominee could not acquire');
-        await a.release(next);
-        return ms;
-      },
+      handover: () => timedHandover(a, b),
     }, { rounds: N, budgetMs: ROW_BUDGET_MS * 3 });
     const { rawGet, rawPut, acquire, renew, release, handover } = samples as Record<string, number[]>;
     const g = quantile(rawGet!, 0.5);
