@@ -57,6 +57,8 @@ describe('LeaderElector on etcd', { concurrency: true }, () => {
     await c!.start();
     assert.equal(a!.isLeader, true);
     await b!.stop(); // the middle candidate leaves
+    // c learns the leader from its watch; wait for that (bounded), then watch for 300 ms that nothing moves.
+    for (let i = 0; i < 150 && c!.leader !== 'a'; i++) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(a!.isLeader, true);
     assert.equal(c!.isLeader, false);

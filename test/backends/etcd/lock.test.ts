@@ -175,13 +175,17 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     const b = lock(k);
     const ac = new AbortController();
     const seen: string[] = [];
+    let firstSeen!: () => void;
+    const first = new Promise<void>((resolve) => (firstSeen = resolve));
     const done = (async () => {
       for await (const s of b.watch({ signal: ac.signal })) {
         seen.push(s.leader ? `${s.leader.holder}@${s.leader.token}` : '-');
+        if (seen.length === 1) firstSeen();
         if (seen.length === 4) ac.abort();
       }
     })();
-    await new Promise((r) => setTimeout(r, 100));
+    // Act only once the watch has delivered its current state (a fixed sleep raced it under load).
+    await Promise.race([first, new Promise((_, rej) => setTimeout(() => rej(new Error('watch delivered no initial state in 3 s')), 3000))]);
     const t1 = (await a.acquire('a'))!;
     await a.release(t1);
     const t2 = (await a.acquire('a2'))!;
