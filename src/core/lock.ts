@@ -157,6 +157,8 @@ export interface LeaderLock extends EventEmitter {
   readonly clock?: Clock;
   /** Clock-rate tolerance the lock applies to validUntil (default 0.01). */
   readonly drift?: number;
+  /** Deadline of one logical request to the backend, ms; `LeaderElector.explain()` checks it against the renew deadline. */
+  readonly requestTimeoutMs?: number;
 
   /**
    * Atomically create the record for `holder` if nobody live holds it (and no other candidate is the

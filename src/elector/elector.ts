@@ -119,7 +119,9 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   explain(): TimingExplanation {
     const o = this.#opts;
-    return explainTimings({ ttlMs: o.ttlMs, renewDeadlineMs: o.renewDeadlineMs, retryPeriodMs: o.retryPeriodMs, drift: o.drift });
+    const input: TimingInput = { ttlMs: o.ttlMs, renewDeadlineMs: o.renewDeadlineMs, retryPeriodMs: o.retryPeriodMs, drift: o.drift };
+    if (this.#lock.requestTimeoutMs !== undefined) input.requestTimeoutMs = this.#lock.requestTimeoutMs;
+    return explainTimings(input);
   }
 
   get identity(): string {

@@ -37,6 +37,8 @@ export interface TimingInput {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   drift?: number;
+  /** The lock's per-request deadline, when known: checked against the renew deadline (warnings only). */
+  requestTimeoutMs?: number;
 }
 
 /** What a set of timings implies. All figures in ms. */
@@ -58,6 +60,12 @@ export interface TimingExplanation {
   ok: boolean;
   /** Broken rules; non-empty means the constructor would throw `ConfigError`. */
   problems: string[];
+  /**
+   * Safe but fragile: e.g. fewer than two renew attempts fit before the renew deadline
+   * (retryPeriod + 2 × requestTimeout > renewDeadline — the role Patroni's `loop_wait + 2 × retry_timeout ≤ ttl`
+   * plays), so one slow request demotes a healthy leader.
+   */
+  warnings: string[];
   /** Human-readable summary. */
   text: string;
 }
@@ -129,6 +137,13 @@ export function explainTimings(input: TimingInput): TimingExplanation {
   // Two clocks may differ in rate by up to drift each way before a follower's ttl (measured on its
   // clock) could end while the leader (on its clock) still thinks it is valid.
   const clockRateTolerance = drift;
+  const warnings: string[] = [];
+  const rt = input.requestTimeoutMs;
+  if (rt !== undefined && Number.isFinite(rt) && rt > 0 && retryPeriodMs + 2 * rt > renewDeadlineMs) {
+    warnings.push(
+      `retryPeriodMs + 2 × requestTimeoutMs = ${retryPeriodMs + 2 * rt} ms exceeds renewDeadlineMs (${renewDeadlineMs}): fewer than two renew attempts fit before the deadline, so one slow request demotes a healthy leader; lower the lock's requestTimeoutMs or raise renewDeadlineMs`,
+    );
+  }
   const s = (ms: number): string => `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 2)} s`;
   const text = [
     `ttl ${s(ttlMs)}, renew deadline ${s(renewDeadlineMs)}, retry period ${s(retryPeriodMs)}, drift ${(drift * 100).toFixed(1)} %`,
@@ -138,6 +153,7 @@ export function explainTimings(input: TimingInput): TimingExplanation {
     `- safety margin after the renew deadline: ${s(safetyMarginMs)} (a stall longer than this needs fencing tokens to stay safe)`,
     `- clock-rate tolerance between processes: ${(clockRateTolerance * 100).toFixed(1)} %`,
     ...(problems.length ? ['UNSAFE:', ...problems.map((x) => `  - ${x}`)] : []),
+    ...(warnings.length ? ['FRAGILE:', ...warnings.map((x) => `  - ${x}`)] : []),
   ].join('\n');
   return {
     ttlMs,
@@ -151,6 +167,7 @@ export function explainTimings(input: TimingInput): TimingExplanation {
     clockRateTolerance,
     ok: problems.length === 0,
     problems,
+    warnings,
     text,
   };
 }

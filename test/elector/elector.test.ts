@@ -330,10 +330,24 @@ describe('LeaderElector: observer and options', () => {
     assert.equal(e.safetyMarginMs, 15_000 * 0.99 - 10_000);
     assert.equal(e.maxOutageSurvivedMs, 8_000);
     assert.equal(e.crashFailoverMs, 17_000);
+    assert.deepEqual(e.warnings, []);
+    // Safe but fragile: only one renew attempt fits before the deadline (Patroni's loop_wait + 2 × retry_timeout rule).
+    const fragile = LeaderElector.explain({ ttlMs: 15_000, requestTimeoutMs: 5_000 });
+    assert.equal(fragile.ok, true);
+    assert.equal(fragile.warnings.length, 1);
+    assert.match(fragile.text, /FRAGILE[\s\S]*12000 ms exceeds renewDeadlineMs \(10000\)/);
     const bad = LeaderElector.explain({ ttlMs: 10_000, renewDeadlineMs: 10_000, retryPeriodMs: 9_000 });
     assert.equal(bad.ok, false);
     assert.equal(bad.problems.length, 2);
     assert.match(bad.text, /UNSAFE/);
+  });
+
+  it("elector.explain() checks the lock's own request deadline", () => {
+    const store = new MemoryStore({ clock: new VirtualClock() });
+    const ok = new LeaderElector(new MemoryLock(store, { ttlMs: 15_000 }), { identity: 'a' }).explain(); // requestTimeout 3 s: 2 + 6 ≤ 10
+    assert.deepEqual(ok.warnings, []);
+    const slow = new LeaderElector(new MemoryLock(store, { ttlMs: 15_000, requestTimeoutMs: 4_500 }), { identity: 'a' }).explain();
+    assert.equal(slow.warnings.length, 1);
   });
 
   it('status() reports loop liveness independent of the role', async () => {

@@ -28,6 +28,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
   readonly backend = 'consul';
   readonly key: string;
   readonly ttlMs: number;
+  readonly requestTimeoutMs: number;
   readonly clock: Clock;
   readonly drift: number;
   readonly #o: Readonly<ResolvedConsulLockOptions>;
@@ -47,6 +48,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     this.#ownClient = ownClient;
     this.key = o.key;
     this.ttlMs = o.ttlMs;
+    this.requestTimeoutMs = o.requestTimeoutMs;
     this.clock = o.clock;
     this.drift = o.drift;
     this.#session = SharedSession.for(client, sessionSpec(o), o.clock);

@@ -38,6 +38,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly backend = 'etcd' as const;
   readonly key: string;
   readonly ttlMs: number;
+  readonly requestTimeoutMs: number;
   readonly drift: number;
   readonly clock: Clock;
   readonly session: EtcdSession;
@@ -67,6 +68,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     this.session = options.session ?? new EtcdSession(options);
     this.session.attach();
     this.ttlMs = this.session.ttlMs;
+    this.requestTimeoutMs = this.session.requestTimeoutMs;
     this.clock = this.session.clock;
   }
 

@@ -25,7 +25,7 @@ export interface EtcdSessionOptions {
   password?: string;
   /** Lease TTL in ms, default 15000; etcd gets whole seconds, rounded up, and may raise it to its minimum. */
   ttlMs?: number;
-  /** Deadline of one logical etcd call, including rotation between members. Default ttlMs / 3, within [500, 5000]. */
+  /** Deadline of one logical etcd call, including rotation between members. Default ttlMs / 5, within [500, 5000]. */
   requestTimeoutMs?: number;
   /** Monotonic clock for keep-alive send times (validUntil). Default the real clock. */
   clock?: Clock;
@@ -68,7 +68,8 @@ export function resolveSessionOptions(o: EtcdSessionOptions, p = new Problems())
   if (o.tls && (o.tls.cert === undefined) !== (o.tls.key === undefined)) p.add('tls.cert and tls.key must be given together');
   if ((o.username === undefined) !== (o.password === undefined)) p.add('username and password must be given together');
   if (o.username !== undefined && (typeof o.username !== 'string' || o.username === '')) p.add('username must be a non-empty string');
-  let requestTimeoutMs = Math.min(5000, Math.max(500, Math.round(ttlMs / 3)));
+  // ttl/5 (as the memory and Kubernetes locks): retryPeriod (2/15 ttl) + two attempts fit in the renew deadline (2/3 ttl).
+  let requestTimeoutMs = Math.min(5000, Math.max(500, Math.round(ttlMs / 5)));
   if (o.requestTimeoutMs !== undefined) {
     if (p.check(typeof o.requestTimeoutMs === 'number' && Number.isFinite(o.requestTimeoutMs) && o.requestTimeoutMs > 0, `requestTimeoutMs must be a positive number of milliseconds, got ${String(o.requestTimeoutMs)}`)) {
       p.check(o.requestTimeoutMs < ttlMs, `requestTimeoutMs (${o.requestTimeoutMs}) must be less than ttlMs (${ttlMs})`);

@@ -40,6 +40,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   /** `<resource>/<namespace>/<name>`, e.g. `leases/default/my-controller`. */
   readonly key: string;
   readonly ttlMs: number;
+  readonly requestTimeoutMs: number;
   /** The pod role labeller when `roleLabels` is set. */
   readonly roleLabels: PodRoleLabels | undefined;
   readonly #o: ResolvedLockOptions;
@@ -58,6 +59,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.name = this.#o.name;
     this.key = `${this.#o.mapper.resource}/${this.namespace}/${this.name}`;
     this.ttlMs = this.#o.ttlMs;
+    this.requestTimeoutMs = this.#o.requestTimeoutMs;
     this.#observer = new LockObserver(this.ttlMs);
     this.#io = new LockObjectIo(this.#o);
     const rl = this.#o.roleLabels;

@@ -111,6 +111,11 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
     return this.#o.clock;
   }
 
+  /** Client-side deadline of each request, ms. */
+  get requestTimeoutMs(): number {
+    return this.#o.requestTimeoutMs;
+  }
+
   /** Clock-rate tolerance applied to `validUntil`. */
   get drift(): number {
     return this.#o.drift;

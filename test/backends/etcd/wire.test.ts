@@ -126,8 +126,8 @@ describe('etcd options', () => {
     assert.equal(p.count, 0);
     assert.deepEqual(s.endpoints, ['http://127.0.0.1:2379']);
     assert.equal(s.ttlMs, 15000);
-    assert.equal(s.requestTimeoutMs, 5000);
-    assert.equal(resolveSessionOptions({ ttlMs: 2000 }, p).requestTimeoutMs, 667);
+    assert.equal(s.requestTimeoutMs, 3000); // ttl/5: retry period + two attempts fit in the renew deadline
+    assert.equal(resolveSessionOptions({ ttlMs: 2000 }, p).requestTimeoutMs, 500); // ttl/5 = 400, raised to the 500 ms floor
   });
 
   it('rejects tls with http endpoints and half client certificates', () => {
