@@ -4,7 +4,9 @@ import { ConfigError, LockLostError } from '../core/errors.js';
 import type { LeaderLock, LockState, LostReason, Term } from '../core/lock.js';
 import { logger } from '../core/log.js';
 import { explainTimings, resolveElectorOptions, type LeaderElectorOptions, type ResolvedElectorOptions, type TimingExplanation, type TimingInput } from './options.js';
+import { asError, untilAborted } from './async.js';
 import { Waker } from './waker.js';
+import { TermWork, type Work } from './work.js';
 
 const log = logger('elector');
 
@@ -51,8 +53,6 @@ export interface LeaderElectorEvents {
   renew: [info: RenewInfo];
 }
 
-type Work = (term: Term) => unknown;
-
 /** Reasons that are the elector's own decision, not a loss `onLoss: 'stop'` reacts to. */
 const VOLUNTARY: ReadonlySet<LostReason> = new Set(['stopped', 'handover', 'released']);
 
@@ -77,7 +77,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   readonly #clock: Clock;
   readonly #waker = new Waker();
   readonly #works = new Set<Work>();
-  readonly #running = new Map<Term, Promise<unknown>[]>();
+  readonly #work: TermWork;
   #runners: Array<() => void> = [];
 
   #ac: AbortController | undefined;
@@ -108,6 +108,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#lock = lock;
     this.#opts = resolveElectorOptions(lock, options);
     this.#clock = this.#opts.clock;
+    this.#work = new TermWork(this.#clock);
     this.#campaigning = this.#opts.campaign;
     this.#loopAt = this.#clock.now();
   }
@@ -223,7 +224,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     // hold back alone for one ttl, or we would simply win again.
     if (successor === undefined) this.#holdBackUntil = this.#clock.now() + this.#opts.ttlMs;
     term.end('handover');
-    await this.#settleWork(term);
+    await this.#work.settle(term);
     await this.#release(term, successor);
     return true;
   }
@@ -253,7 +254,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     const term = this.#term;
     ac.abort();
     term?.end('stopped');
-    if (term) await this.#settleWork(term);
+    if (term) await this.#work.settle(term);
     await Promise.all([this.#loop, this.#watchLoop]);
     const toRelease = term ?? this.#unreleased;
     if (toRelease) await this.#release(toRelease);
@@ -404,8 +405,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   }
 
   #startWork(fn: Work, term: Term): void {
-    const p = (async () => fn(term))().catch((err: unknown) => {
-      const error = asError(err);
+    this.#work.start(fn, term, (error) => {
       log('runWhileLeader fn failed in term %s: %s', term.token, error.message);
       this.emit('warning', error);
       if (this.#term === term && !term.ended) {
@@ -414,26 +414,6 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         void this.#release(term);
       }
     });
-    const list = this.#running.get(term) ?? [];
-    list.push(p);
-    this.#running.set(term, list);
-    void p.finally(() => {
-      const l = this.#running.get(term);
-      if (!l) return;
-      l.splice(l.indexOf(p), 1);
-      if (l.length === 0) this.#running.delete(term);
-    });
-  }
-
-  /** Waits for the term's work to settle, at most until the term's validUntil. */
-  async #settleWork(term: Term): Promise<void> {
-    const list = this.#running.get(term);
-    if (!list || list.length === 0) return;
-    const left = term.validUntil - this.#clock.now();
-    let timer: Timer | undefined;
-    const bound = new Promise<void>((resolve) => (timer = this.#clock.setTimer(resolve, Math.max(0, left))));
-    await Promise.race([Promise.allSettled([...list]), bound]);
-    timer?.cancel();
   }
 
   /** Compare-and-delete, retried while the term could still be live; remembers failure for the next stop(). */
@@ -500,38 +480,4 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#leader = holder;
     this.emit('leader', holder);
   }
-}
-
-/**
- * Resolves or rejects like `p`, or rejects with the abort reason as soon as `signal` aborts — so a
- * lock that ignores its signal cannot wedge the loop. `onLate` receives a value that arrives after.
- */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal, onLate?: (value: T) => void): Promise<T> {
-  if (signal.aborted) {
-    p.then((v) => onLate?.(v), () => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    let aborted = false;
-    const onAbort = (): void => {
-      aborted = true;
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        if (aborted) onLate?.(v);
-        else resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }
