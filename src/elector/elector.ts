@@ -4,7 +4,8 @@ import { ConfigError, LockLostError } from '../core/errors.js';
 import type { LeaderLock, LockState, LostReason, Term } from '../core/lock.js';
 import { logger } from '../core/log.js';
 import { explainTimings, resolveElectorOptions, type LeaderElectorOptions, type ResolvedElectorOptions, type TimingExplanation, type TimingInput } from './options.js';
-import { asError, untilAborted } from './async.js';
+import { untilAborted } from '../core/abort.js';
+import { asError } from './as-error.js';
 import { Waker } from './waker.js';
 import { TermWork, type Work } from './work.js';
 

@@ -1,6 +1,6 @@
 import type { Clock, Timer } from '../core/clock.js';
 import type { Term } from '../core/lock.js';
-import { asError } from './async.js';
+import { asError } from './as-error.js';
 
 export type Work = (term: Term) => unknown;
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Etcd3, type IOptions, type KVClient, type LeaseClient, type WatchClient } from 'etcd3';
+import { untilAborted } from '../../core/abort.js';
 import { systemClock } from '../../core/clock.js';
 import { AbortedError, DeadlineExceededError, type LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
@@ -139,7 +140,7 @@ export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
       tried.add(member);
       try {
         // gRPC deadlines are wall-clock Dates.
-        return await abortable(fn(member, { deadline: new Date(systemClock.date().getTime() + budget) }), opts.signal, what);
+        return await untilAborted(fn(member, { deadline: new Date(systemClock.date().getTime() + budget) }), opts.signal, () => new AbortedError(`${what} aborted`, { backend: 'etcd', cause: opts.signal?.reason }));
       } catch (err) {
         const mapped = mapEtcdError(err, `${what} via ${member.name}`);
         if (!isRetryable(mapped)) throw mapped;
@@ -161,23 +162,4 @@ export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
     this.#closed = true;
     for (const m of this.#members) m.close?.();
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (!signal) return p;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError(`${what} aborted`, { backend: 'etcd', cause: signal.reason }));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
