@@ -2,10 +2,11 @@ import { EventEmitter } from 'node:events';
 import type { Clock } from '../../core/clock.js';
 import { AbortedError, BackendUnavailableError, DeadlineExceededError, LockLostError, LeaderLockError, isAmbiguous } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LeaderLockEvents, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
+import { withRetry } from '../../core/retry.js';
 import { logger } from '../../core/log.js';
 import { assertHolder } from '../../core/options.js';
 import { StateFeed } from '../../core/watch.js';
-import type { ConsulApi, KvPair, KvRead } from './client.js';
+import type { ConsulApi, KvPair } from './client.js';
 import { resolveConsulLockOptions, type ConsulLockOptions, type ResolvedConsulLockOptions } from './options.js';
 import { failoverValue, isHeld, pickEntries, toLockState } from './records.js';
 import { SharedSession, sessionSpec } from './session.js';
@@ -242,14 +243,16 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
    * sleeps here: callers (the elector) have their own retry period.
    */
   async get(): Promise<LockState> {
-    const read = (): Promise<KvRead> => this.#client.kvGet(this.key, { recurse: true, signal: this.#closed.signal });
-    let r: KvRead;
-    try {
-      r = await read();
-    } catch (err) {
-      if (!(err instanceof BackendUnavailableError) || err instanceof DeadlineExceededError) throw err;
-      r = await read();
-    }
+    // One immediate retry of a refused/reset/5xx read; a timed-out read is not repeated.
+    const r = await withRetry((signal) => this.#client.kvGet(this.key, { recurse: true, signal }), {
+      what: `consul get ${this.key}`,
+      backend: 'consul',
+      deadlineMs: 2 * this.requestTimeoutMs,
+      signal: this.#closed.signal,
+      retries: 1,
+      minDelayMs: 0,
+      retryable: (err) => err instanceof BackendUnavailableError && !(err instanceof DeadlineExceededError),
+    });
     return toLockState(pickEntries(r.entries, this.key, this.#o.successorKey), this.ttlMs);
   }
 

@@ -212,6 +212,18 @@ describe('ConsulLock against FakeConsulServer', () => {
     await a.close();
   });
 
+  it('get() retries one failed read at once; two failures in a row are BackendUnavailableError', async () => {
+    const a = w.lock({ ttlMs: TTL });
+    const term = await a.acquire('node-a');
+    assert.ok(term);
+    w.fake.addFault({ kind: 'error', match: { method: 'GET', path: '/v1/kv/' }, times: 1 });
+    assert.equal((await a.get()).leader?.holder, 'node-a');
+    w.fake.addFault({ kind: 'error', match: { method: 'GET', path: '/v1/kv/' }, times: 2 });
+    await assert.rejects(a.get(), BackendUnavailableError);
+    w.fake.clearFaults();
+    await a.close();
+  });
+
   it('a blackholed agent → DeadlineExceededError within requestTimeoutMs', async () => {
     const a = new ConsulLock({ client: w.client({ requestTimeoutMs: 300 }), ttlMs: TTL, clock: w.clock });
     const term = await a.acquire('node-a');
