@@ -59,11 +59,6 @@ export function checkIdentity(p: Problems, identity: unknown, name = 'identity')
   return identity;
 }
 
-/** Returns a frozen shallow copy; the caller's object is never mutated. */
-export function frozen<T extends object>(value: T): Readonly<T> {
-  return Object.freeze({ ...value });
-}
-
 /** Throws a `ConfigError` for a holder argument that could never be valid (runtime guard for JS callers). */
 export function assertHolder(holder: unknown, backend: Backend): asserts holder is string {
   const p = new Problems();

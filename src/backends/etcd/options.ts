@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import { Problems, checkDrift, checkTtl, frozen } from '../../core/options.js';
+import { Problems, checkDrift, checkTtl } from '../../core/options.js';
 import type { EtcdRpc } from './members.js';
 import { patroniKey } from './wire.js';
 
@@ -119,4 +119,3 @@ export function resolveKey(o: EtcdLockKeyOptions, p: Problems): { key: string; d
   return { key, drift };
 }
 
-export { frozen };
