@@ -20,6 +20,11 @@ export class Problems {
     return this.#list.length;
   }
 
+  /** The problems found so far, in order (for reports that must not throw, like `explain()`). */
+  get list(): readonly string[] {
+    return this.#list;
+  }
+
   throwIfAny(backend?: Backend): void {
     if (this.#list.length > 0) throw new ConfigError(this.#list, { backend });
   }

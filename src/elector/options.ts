@@ -125,12 +125,7 @@ export function explainTimings(input: TimingInput): TimingExplanation {
   const p = new Problems();
   const drift = checkDrift(p, input.drift);
   timingProblems(p, ttlMs, renewDeadlineMs, retryPeriodMs, drift);
-  const problems: string[] = [];
-  try {
-    p.throwIfAny();
-  } catch (err) {
-    problems.push(...(err as { problems: string[] }).problems);
-  }
+  const problems = [...p.list];
   const safetyMarginMs = ttlMs * (1 - drift) - renewDeadlineMs;
   const crashFailoverMs = ttlMs + retryPeriodMs;
   const maxOutageSurvivedMs = Math.max(0, renewDeadlineMs - retryPeriodMs);
