@@ -11,18 +11,25 @@ import { promisify } from 'node:util';
  * The published package works for a user: `npm pack`, install the tarball into an empty ESM project,
  * import every entry point, typecheck a TypeScript file that uses each entry's types, run the bin.
  *
- * How it stays offline and leaves the repo alone:
- * - the build goes to a temporary staging copy (tsc -p tsconfig.build.json --outDir <stage>/dist, plus
- *   package.json, README.md, LICENSE), never to the repo's dist/, and `npm pack` runs there;
- * - the tarball is installed with `npm install --offline` (dependencies from the local npm cache,
- *   which `npm ci` in this repo filled). If the cache lacks something, the test falls back to
- *   unpacking the tarball into node_modules/leaderlock and linking the repo's node_modules as its
- *   dependencies (then prom-client is reachable, so the "not installed" check is skipped).
+ * How it works from any npm cache and leaves the repo alone:
+ * - the build goes to a temporary staging copy (tsc -p tsconfig.build.json --outDir <stage>/dist and
+ *   the same bin chmod as `npm run build`, plus package.json, README.md, LICENSE), never to the repo's
+ *   dist/, and `npm pack` runs there;
+ * - the tarball is installed as a user installs it: `npm install --prefer-offline` (cached metadata and
+ *   tarballs where the cache has them, the registry otherwise). A new machine's cache is empty, and
+ *   `npm ci` fills it with tarballs but not with the metadata an install resolves against, so an
+ *   `--offline` install fails there (ENOTCACHED).
+ * - Only when the registry cannot be reached either does the test unpack the tarball into
+ *   node_modules/leaderlock and link the repo's node_modules as its dependencies (prom-client is then
+ *   reachable, so the "not installed" check is skipped); the project's own `@types/node` comes from
+ *   the repo too, and the bin link relies on the execute bit the tarball carries.
  */
 const exec = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const TSC = join(REPO, 'node_modules/typescript/bin/tsc');
-const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { name: string; version: string; exports: Record<string, unknown>; files: string[]; bin: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { name: string; version: string; exports: Record<string, unknown>; files: string[]; bin: Record<string, string>; devDependencies: Record<string, string> };
+/** The same @types/node range the repo builds with. */
+const TYPES_NODE = pkg.devDependencies['@types/node']!;
 const ENTRIES = Object.keys(pkg.exports).filter((k) => k !== './package.json');
 
 /** Names DESIGN.md promises per entry point. */
@@ -104,18 +111,27 @@ describe('npm package (pack → install → import → typecheck)', () => {
       // Type errors elsewhere still emit JavaScript; the checks below decide whether it is usable.
       if (!existsSync(join(stage, 'dist', 'index.js'))) throw new Error(`build failed: ${e.stdout ?? String(e)}`);
     });
+    await exec(process.execPath, [join(REPO, 'scripts/mark-bin-executable.mjs'), join(stage, 'dist')]);
     for (const f of ['package.json', 'README.md', 'LICENSE']) if (existsSync(join(REPO, f))) cpSync(join(REPO, f), join(stage, f));
     const packed = await exec('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], { cwd: stage });
     tarball = join(work, packed.stdout.trim().split('\n').at(-1)!);
     writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'pack-test', version: '0.0.0', private: true, type: 'module' }));
     try {
-      await exec('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock', '--ignore-scripts', tarball], { cwd: proj, maxBuffer: 1 << 24 });
-    } catch {
+      // @types/node: the typecheck below compiles the user's file against Node's types, as a user's project would.
+      await exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--ignore-scripts', tarball, `@types/node@${TYPES_NODE}`], {
+        cwd: proj,
+        maxBuffer: 1 << 24,
+        timeout: 240_000,
+      });
+    } catch (err) {
+      console.error(`pack test: npm install of the tarball failed, linking the repo's dependencies instead: ${String(err).split('\n')[0]}`);
       linkedDeps = true;
       const dest = join(proj, 'node_modules', 'leaderlock');
       mkdirSync(dest, { recursive: true });
       await exec('tar', ['-xzf', tarball, '-C', dest, '--strip-components=1']);
       symlinkSync(join(REPO, 'node_modules'), join(dest, 'node_modules'), 'dir');
+      mkdirSync(join(proj, 'node_modules', '@types'), { recursive: true });
+      symlinkSync(join(REPO, 'node_modules', '@types', 'node'), join(proj, 'node_modules', '@types', 'node'), 'dir');
       mkdirSync(join(proj, 'node_modules', '.bin'), { recursive: true });
       symlinkSync(join(dest, pkg.bin.leaderlock!), join(proj, 'node_modules', '.bin', 'leaderlock'));
     }
@@ -135,6 +151,9 @@ describe('npm package (pack → install → import → typecheck)', () => {
       assert.ok(files.includes(`${base}.js`) && files.includes(`${base}.d.ts`), `${base}.js and .d.ts packed`);
     }
     assert.ok(files.includes('dist/cli/main.js'));
+    const { stdout: long } = await exec('tar', ['-tvzf', tarball]);
+    const binLine = long.split('\n').find((l) => l.endsWith(' package/dist/cli/main.js'));
+    assert.match(binLine ?? '', /^-rwxr-xr-x /, 'the bin is executable in the tarball');
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.test.js')), 'no sources or tests');
   });
 
