@@ -204,10 +204,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   /**
    * Runs `fn(term)` once for every term this elector wins (also the current one). `term.signal`
-   * aborts when the term ends; `stop()` waits for `fn` to settle, at most until the term's
-   * `validUntil`. If `fn` throws, the term is released, the error is emitted as `warning`, and the
-   * elector campaigns again after `retryPeriodMs`. If it returns, leadership continues.
-   * Resolves when the elector stops.
+   * aborts when the term ends; however it ends (`stop()`, `handover()`, a loss), the key is released
+   * only once `fn` has settled or the term's `validUntil` has passed, whichever is first. If `fn`
+   * throws, the term is released, the error is emitted as `warning`, and the elector campaigns again
+   * after `retryPeriodMs`. If it returns, leadership continues. Resolves when the elector stops.
    */
   runWhileLeader(fn: Work): Promise<void> {
     this.#works.add(fn);
