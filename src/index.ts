@@ -18,6 +18,12 @@
  *   CreateIndex, Kubernetes transitions, memory store revision).
  * - Ambiguous writes are re-read before deciding won or lost; one stray error never ends a term early.
  * - Release is compare-and-delete on our token: it never deletes a successor's record.
+ * - Release only when nothing of the term can still act: after stop(), handover() and equally after an
+ *   involuntary loss where the record may still be ours ('deadline', 'unavailable'), the elector
+ *   releases once the term's guarded work (runWhileLeader fns, `elector.guard()`) has settled or
+ *   `validUntil` has passed, whichever is first.
+ * - Campaign never depends on one stream: while not leading the elector tries to acquire at least every
+ *   `retryPeriodMs`, whatever its watch last showed.
  *
  * What we do not guarantee: that a paused leader stops acting the instant its term ends (only fencing
  * can), nor fencing across foreign writers (Patroni, client-go) beyond "per holder change".

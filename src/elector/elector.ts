@@ -93,6 +93,12 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   #lastConfirmedSend = 0;
   #unreleased: Term | undefined;
   #releasing = 0;
+  /** Terms being given back (waiting for their work, then releasing): one promise per term. */
+  readonly #retiring = new Map<Term, Promise<void>>();
+  /** The successor `handover()` names, read by #onTermEnded for the term it ends. */
+  #nominee: { term: Term; successor: string | undefined } | undefined;
+  /** When the last campaign attempt was sent: the next is due retryPeriodMs later, whatever the watch says. */
+  #lastAttemptAt = -Infinity;
 
   #observed: LockState | undefined;
   #leader: string | undefined;
@@ -198,15 +204,27 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   /**
    * Runs `fn(term)` once for every term this elector wins (also the current one). `term.signal`
-   * aborts when the term ends; `stop()` waits for `fn` to settle, at most until the term's
-   * `validUntil`. If `fn` throws, the term is released, the error is emitted as `warning`, and the
-   * elector campaigns again after `retryPeriodMs`. If it returns, leadership continues.
-   * Resolves when the elector stops.
+   * aborts when the term ends; however it ends (`stop()`, `handover()`, a loss), the key is released
+   * only once `fn` has settled or the term's `validUntil` has passed, whichever is first. If `fn`
+   * throws, the term is released, the error is emitted as `warning`, and the elector campaigns again
+   * after `retryPeriodMs`. If it returns, leadership continues. Resolves when the elector stops.
    */
   runWhileLeader(fn: Work): Promise<void> {
     this.#works.add(fn);
     if (this.#term?.isValid()) this.#startWork(fn, this.#term);
     return new Promise<void>((resolve) => this.#runners.push(resolve)).finally(() => this.#works.delete(fn));
+  }
+
+  /**
+   * Counts `work` as guarded work of `term`, like a `runWhileLeader` fn: however the term ends
+   * (`stop()`, `handover()`, a loss), the elector releases it only once `work` has settled or the
+   * term's `validUntil` has passed, whichever is first. For work that does not run inside a
+   * `runWhileLeader` fn — `leaderlock run` passes "the command has exited". Call it while the term
+   * is current (e.g. from the `elected` listener); work given after the release began may not be
+   * waited for. A rejection of `work` only counts as settled; it is not reported.
+   */
+  guard(term: Term, work: PromiseLike<unknown>): void {
+    this.#work.track(term, work);
   }
 
   /**
@@ -224,9 +242,9 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     // With a successor the nomination holds every other candidate back, us included; without one we
     // hold back alone for one ttl, or we would simply win again.
     if (successor === undefined) this.#holdBackUntil = this.#clock.now() + this.#opts.ttlMs;
-    term.end('handover');
-    await this.#work.settle(term);
-    await this.#release(term, successor);
+    this.#nominee = { term, successor };
+    term.end('handover'); // → #onTermEnded → #retire(term, successor)
+    await this.#retire(term, successor);
     return true;
   }
 
@@ -252,13 +270,12 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   async #doStop(): Promise<void> {
     const ac = this.#ac!;
-    const term = this.#term;
     ac.abort();
-    term?.end('stopped');
-    if (term) await this.#work.settle(term);
+    this.#term?.end('stopped'); // → #onTermEnded → #retire
     await Promise.all([this.#loop, this.#watchLoop]);
-    const toRelease = term ?? this.#unreleased;
-    if (toRelease) await this.#release(toRelease);
+    // Every term still being given back (this one, or an earlier loss's still waiting for its work).
+    while (this.#retiring.size > 0) await Promise.all([...this.#retiring.values()]);
+    if (this.#unreleased) await this.#release(this.#unreleased);
     this.#lock.off('warning', this.#forwardWarning);
     this.#ac = undefined;
     this.#starting = undefined;
@@ -280,7 +297,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       const term = this.#term;
       try {
         if (term) delay = await this.#renewOnce(term);
-        else if (this.#shouldCampaign()) delay = await this.#acquireOnce(signal);
+        else if (this.#shouldCampaign(this.#clock.now() >= this.#lastAttemptAt + o.retryPeriodMs)) delay = await this.#acquireOnce(signal);
         else if (first) await this.#refresh();
       } catch (err) {
         log('loop iteration failed: %O', err);
@@ -293,24 +310,34 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       }
       if (signal.aborted) break;
       const waitSignal = this.#term ? this.#termAc!.signal : signal;
-      await this.#waker.wait(this.#clock, this.#term ? delay : o.retryPeriodMs, waitSignal);
+      // Not leading: sleep until the next periodic attempt is due (a wake from the watch comes sooner).
+      const wait = this.#term ? delay : Math.min(o.retryPeriodMs, Math.max(1, this.#lastAttemptAt + o.retryPeriodMs - this.#clock.now()));
+      await this.#waker.wait(this.#clock, wait, waitSignal);
       this.#loopAt = this.#clock.now();
     }
     if (first) firstAttempt();
   }
 
   /**
-   * Whether to try now: campaigning, no release of ours in flight, and the last observed state names
-   * us as successor, or shows no live holder and no nomination of someone else while we are not
-   * holding back after a handover.
+   * Whether to try now: campaigning, no term of ours being given back, and either a periodic attempt
+   * is due (`periodic`) or the last observed state names us as successor, or shows no live holder
+   * and no nomination of someone else. Never while holding back after a handover without successor.
+   *
+   * The periodic attempt ignores what the watch last said: a watch stuck on a hung server would
+   * otherwise keep showing the old leader for as long as it hangs (DESIGN: "Campaign never depends
+   * on one stream"). It is safe because the lock, not the elector, decides: acquire is a CAS that
+   * fails while a live holder or someone else's nomination is stored.
    */
-  #shouldCampaign(): boolean {
-    // Never while our own release is in flight: what we observed predates it, and an acquire racing
-    // our release (or the nomination it writes) could undo a handover.
+  #shouldCampaign(periodic = false): boolean {
+    // Never while our own release is pending: what we observed predates it, an acquire racing our
+    // release (or the nomination it writes) could undo a handover, and a new term of ours must not
+    // start while the old term's work may still run.
     if (!this.#campaigning || this.#releasing > 0) return false;
     const s = this.#observed;
-    if (s?.successor !== undefined) return s.successor === this.#opts.identity;
-    return this.#clock.now() >= this.#holdBackUntil && !s?.leader?.live;
+    if (s?.successor === this.#opts.identity) return true;
+    if (this.#clock.now() < this.#holdBackUntil) return false;
+    if (periodic) return true;
+    return s?.successor === undefined && !s?.leader?.live;
   }
 
   async #refresh(): Promise<void> {
@@ -323,12 +350,14 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     // No abort signal on purpose: an acquire cut short may still be applied by the server, and we
     // could not tell our record from an earlier incarnation's. stop() waits for it (the lock's own
     // request deadline bounds that) and gives back a win that arrives after stop() began.
-    const term = await this.#lock.acquire(this.#opts.identity);
+    // The next periodic attempt is due retryPeriodMs after this one ends (not after it was sent, or a
+    // slow server would get attempts back to back).
+    const term = await this.#lock.acquire(this.#opts.identity).finally(() => (this.#lastAttemptAt = this.#clock.now()));
     if (!term) return this.#opts.retryPeriodMs;
     if (signal.aborted || !term.isValid()) {
       // Won after stop() began, or the answer came too late to use: give it back at once.
       term.end(signal.aborted ? 'stopped' : 'expired');
-      await this.#release(term);
+      await this.#retire(term);
       return this.#opts.retryPeriodMs;
     }
     this.#becomeLeader(term, sendAt);
@@ -396,12 +425,13 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.emit('lost', term, reason);
     const live = this.#observed?.leader?.live && this.#observed.leader.token !== term.token ? this.#observed.leader.holder : undefined;
     this.#setLeader(live);
-    if (!VOLUNTARY.has(reason)) {
-      if (this.#opts.onLoss === 'stop') this.#campaigning = false;
-      // The record may still be ours on the server (deadline passed while unreachable): give it back
-      // if we can, so a successor need not wait for the server to expire it.
-      if (reason !== 'taken' && this.#ac && !this.#ac.signal.aborted) void this.#release(term, undefined, false);
-    }
+    if (!VOLUNTARY.has(reason) && this.#opts.onLoss === 'stop') this.#campaigning = false;
+    // Every end of a term goes the same way: stop(), handover(), a thrown fn, and a loss where the
+    // record may still be ours on the server ('deadline', 'unavailable', 'expired' on our clock).
+    // Only 'taken' — the server showed someone else's record — leaves nothing to give back.
+    const nominee = this.#nominee?.term === term ? this.#nominee.successor : undefined;
+    this.#nominee = undefined;
+    if (reason !== 'taken') void this.#retire(term, nominee);
     this.#waker.wake();
   }
 
@@ -411,24 +441,51 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       this.emit('warning', error);
       if (this.#term === term && !term.ended) {
         this.#holdBackUntil = this.#clock.now() + this.#opts.retryPeriodMs;
-        term.end('released');
-        void this.#release(term);
+        term.end('released'); // → #onTermEnded → #retire (after the term's other work, if any)
       }
     });
   }
 
-  /** Compare-and-delete, retried while the term could still be live; remembers failure for the next stop(). */
-  async #release(term: Term, successor?: string, retry = true): Promise<void> {
+  /**
+   * Gives an ended term back — the one path for stop(), handover(), a thrown fn and an involuntary
+   * loss. Release only when nothing of the term can still act: first wait until the term's guarded
+   * work has settled or its validUntil has passed, whichever is first, then compare-and-delete.
+   * Never earlier: releasing while the old work still runs would let a successor's term start
+   * beside it (the record stays ours on the server until then, and that is what holds others off).
+   * Campaigning pauses meanwhile (#releasing). One promise per term, whoever asks.
+   */
+  #retire(term: Term, successor?: string): Promise<void> {
+    let p = this.#retiring.get(term);
+    if (p) return p;
+    this.#releasing++;
+    this.#unreleased = term;
+    p = (async () => {
+      try {
+        await this.#work.settle(term);
+        await this.#releaseOnce(term, successor);
+      } finally {
+        this.#retiring.delete(term);
+        this.#releasing--;
+        this.#waker.wake();
+      }
+    })();
+    this.#retiring.set(term, p);
+    return p;
+  }
+
+  /** A release on its own (stop() retrying a `pendingRelease`); the term's work is long settled. */
+  async #release(term: Term): Promise<void> {
     this.#releasing++;
     try {
-      await this.#releaseOnce(term, successor, retry);
+      await this.#releaseOnce(term);
     } finally {
       this.#releasing--;
       this.#waker.wake();
     }
   }
 
-  async #releaseOnce(term: Term, successor: string | undefined, retry: boolean): Promise<void> {
+  /** Compare-and-delete, retried while the term could still be live; remembers failure for the next stop(). */
+  async #releaseOnce(term: Term, successor?: string): Promise<void> {
     this.#unreleased = term;
     const until = term.validUntil;
     for (let attempt = 0; ; attempt++) {
@@ -439,7 +496,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         return;
       } catch (err) {
         const left = until - this.#clock.now();
-        if (!retry || left <= 0 || attempt >= 50) {
+        if (left <= 0 || attempt >= 50) {
           this.emit('warning', asError(err));
           if (left <= 0 && this.#unreleased === term) this.#unreleased = undefined; // expired on the server by now
           return;

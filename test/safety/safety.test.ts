@@ -10,7 +10,7 @@ const ONLY_ONE = process.env.LEADERLOCK_SAFETY_SEED !== undefined && process.env
 const PARALLEL = 8;
 
 describe('safety under randomized faults (memory backend, virtual clocks with drift, pauses)', () => {
-  it(`never two valid leaders, tokens strictly increase — ${ONLY_ONE ? `seed ${FIRST}` : `${RUNS} schedules from seed ${FIRST}`}`, async () => {
+  it(`never two valid leaders, tokens strictly increase, no term starts beside an earlier term's running work before its validUntil — ${ONLY_ONE ? `seed ${FIRST}` : `${RUNS} schedules from seed ${FIRST}`}`, async () => {
     const total = ONLY_ONE ? 1 : RUNS;
     let terms = 0;
     let faults = 0;

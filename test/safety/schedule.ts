@@ -21,6 +21,10 @@ export interface TermInterval {
   start: number;
   /** True time after which the holder can no longer act: min(end seen, validUntil on its own clock). */
   end: number;
+  /** True time of the term's last validUntil (it only moves forward, on confirmed renewals). */
+  validUntil: number;
+  /** The term's guarded work (a runWhileLeader fn): true time it started, and settled (Infinity: never). */
+  work?: { start: number; end: number };
 }
 
 export interface ScheduleResult {
@@ -55,6 +59,8 @@ export async function runSchedule(seed: number, opts: { nodes?: number; duration
     lock: MemoryLock;
     elector: LeaderElector;
     running: boolean;
+    /** Registers this node's guarded work (again after every start: runWhileLeader ends with stop()). */
+    work(): void;
   }
   const members: Member[] = [];
   for (let i = 0; i < n; i++) {
@@ -65,20 +71,33 @@ export async function runSchedule(seed: number, opts: { nodes?: number; duration
     const clock = base.child({ rate });
     const lock = new MemoryLock(store, { key: 'leader', ttlMs: TTL, clock, drift: DRIFT, name, random: rnd });
     const elector = new LeaderElector(lock, { identity: name, renewDeadlineMs: 2_000, retryPeriodMs: 400, drift: DRIFT });
-    const m: Member = { name, clock, lock, elector, running: false };
+    const m: Member = { name, clock, lock, elector, running: false, work: () => undefined };
     // True time at which a validUntil on this node's clock is reached (children are created at t = 0).
     const trueTime = (local: number): number => local / rate;
     let current: { term: Term; iv: TermInterval } | undefined;
     elector.on('elected', (term: Term) => {
-      const iv: TermInterval = { node: name, token: term.token, start: base.now(), end: trueTime(term.validUntil) };
+      const iv: TermInterval = { node: name, token: term.token, start: base.now(), end: trueTime(term.validUntil), validUntil: trueTime(term.validUntil) };
       intervals.push(iv);
       current = { term, iv };
       term.signal.addEventListener('abort', () => (iv.end = Math.min(base.now(), trueTime(term.validUntil))), { once: true });
     });
     // validUntil only moves forward, on confirmed renewals: keep the interval's end in step.
     elector.on('renew', () => {
-      if (current && !current.term.ended) current.iv.end = trueTime(current.term.validUntil);
+      if (current && !current.term.ended) current.iv.end = current.iv.validUntil = trueTime(current.term.validUntil);
     });
+    // Guarded work that does not always stop when told: after the term's signal aborts it goes on for
+    // 0, up to 1.5 ttl, or for ever (ignores the signal), on the node's own clock (a pause holds it).
+    m.work = () =>
+      void elector.runWhileLeader(async (term) => {
+        const iv = intervals.find((x) => x.node === name && x.token === term.token);
+        const w = { start: base.now(), end: Infinity };
+        if (iv) iv.work = w;
+        if (!term.signal.aborted) await new Promise((resolve) => term.signal.addEventListener('abort', resolve, { once: true }));
+        const r = rnd();
+        if (r < 0.15) await new Promise(() => undefined);
+        if (r < 0.6) await clock.sleep(Math.floor(rnd() * 1.5 * TTL));
+        w.end = base.now();
+      });
     members.push(m);
   }
 
@@ -90,6 +109,7 @@ export async function runSchedule(seed: number, opts: { nodes?: number; duration
 
   for (const m of members) {
     m.running = true;
+    m.work();
     void m.elector.start();
   }
 
@@ -125,6 +145,7 @@ export async function runSchedule(seed: number, opts: { nodes?: number; duration
         faults.push(`${base.now()} stop ${m.name}`);
       } else {
         m.running = true;
+        m.work();
         void m.elector.start();
         faults.push(`${base.now()} start ${m.name}`);
       }
@@ -159,6 +180,18 @@ export async function runSchedule(seed: number, opts: { nodes?: number; duration
     const cur = sorted[i]!;
     if (cur.token <= prev.token) violations.push(`token did not increase: ${prev.node}#${prev.token} then ${cur.node}#${cur.token}`);
     if (cur.start < prev.end) violations.push(`overlap: ${prev.node}#${prev.token} valid until ${prev.end}, ${cur.node}#${cur.token} from ${cur.start}`);
+  }
+  // Release only when nothing of the term can still act: no term starts while an earlier term's
+  // work still runs and that term's validUntil has not passed (after it, only fencing protects).
+  for (let i = 0; i < sorted.length; i++) {
+    const prev = sorted[i]!;
+    if (!prev.work) continue;
+    // 1e-6: validUntil converted to true time (local / rate) may land one float ulp off the store's time.
+    const busyUntil = Math.min(prev.work.end, prev.validUntil) - 1e-6;
+    for (let j = i + 1; j < sorted.length && sorted[j]!.start < busyUntil; j++) {
+      const cur = sorted[j]!;
+      violations.push(`work overlap: ${prev.node}#${prev.token}'s work ran until ${prev.work.end} (validUntil ${prev.validUntil}), ${cur.node}#${cur.token} started at ${cur.start}`);
+    }
   }
   return { seed, intervals, faults, violations };
 }

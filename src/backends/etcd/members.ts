@@ -99,6 +99,8 @@ export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
     super();
     if (members.length === 0) throw new Error('EtcdMembers needs at least one member');
     this.#members = members;
+    // Every watch of every lock on the session follows 'switch' (one listener each): no leak warning at 11.
+    this.setMaxListeners(0);
   }
 
   get current(): Member {

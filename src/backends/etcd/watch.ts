@@ -1,15 +1,40 @@
-import type { IKeyValue, IWatchRequest, IWatchResponse, IDuplexStream } from 'etcd3';
+import type { IKeyValue, IWatchRequest, IWatchResponse, IDuplexStream, WatchClient } from 'etcd3';
+import { untilAborted } from '../../core/abort.js';
+import { systemClock, type Timer } from '../../core/clock.js';
+import { DeadlineExceededError } from '../../core/errors.js';
 import type { LockState } from '../../core/lock.js';
 import { StateFeed } from '../../core/watch.js';
 import { logger } from '../../core/log.js';
 import { mapEtcdError } from './errors.js';
-import { closeStream } from './members.js';
+import { closeStream, type Member } from './members.js';
 import type { EtcdSession } from './session.js';
 import type { LockKeys } from './wire.js';
 
 const log = logger('etcd:watch');
 
 type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+type WatchCallOptions = NonNullable<Parameters<WatchClient['watch']>[0]>;
+type Outcome = 'broken' | 'compacted' | 'aborted' | 'stuck';
+
+/**
+ * gRPC call options that add etcd's "require leader" metadata (`hasleader: true`) to the watch: a
+ * member cut off from the raft leader then cancels the stream ("no leader") instead of keeping it
+ * open and silent, and we move to another member. Added by a call interceptor, because etcd3 builds
+ * the call's metadata itself. (A frozen member answers nothing at all; the progress probe in
+ * streamEvents covers that.)
+ */
+type Interceptor = NonNullable<WatchCallOptions['interceptors']>[number];
+const addRequireLeader = ((options: Parameters<Interceptor>[0], nextCall: Parameters<Interceptor>[1]) => {
+  const call = nextCall(options);
+  const start = call.start.bind(call);
+  call.start = (metadata, listener) => {
+    metadata.set('hasleader', 'true');
+    start(metadata, listener);
+  };
+  return call;
+  // grpc-js types the result as its InterceptingCall class; nextCall's object is what it runs anyway.
+}) as unknown as Interceptor;
+const requireLeader: WatchCallOptions = { interceptors: [addRequireLeader] };
 
 export interface WatchDeps {
   session: EtcdSession;
@@ -27,6 +52,15 @@ export interface WatchDeps {
  * revision + 1 (etcd's start is inclusive) on the next member; a compacted start revision means
  * events were lost, so we start over with a read.
  * One watcher covers [leader key, successor key] and ignores the keys in between.
+ *
+ * A stream on a member that hangs (SIGSTOPped, its disk or network stuck) neither breaks nor
+ * delivers: the TCP connection stays up and the watch would show the old state for as long as the
+ * member hangs. So the stream is probed: after `idleMs` (the session's request timeout) without a
+ * message, a progress request goes out, which etcd answers at once with an empty response; no
+ * message for another `idleMs` marks the member failed (the session's other calls move too) and
+ * the watch resumes on the next member. The stream also follows the session: when the session
+ * moves to another member (a call failed there), the watch moves with it rather than stay on the
+ * member the session just gave up.
  */
 export function watchLock(deps: WatchDeps, signal: AbortSignal): StateFeed {
   const feed = new StateFeed(signal);
@@ -59,10 +93,19 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
     }
   };
 
+  const idleMs = session.requestTimeoutMs;
   while (!signal.aborted && !session.closed) {
     const member = session.members.current;
     const local = new AbortController();
     const streamSignal = AbortSignal.any([signal, local.signal]);
+    // Follow the session to another member (restart there, resuming from the last revision).
+    let moved = false;
+    const onSwitch = (): void => {
+      if (session.members.current === member) return;
+      moved = true;
+      local.abort();
+    };
+    session.members.on('switch', onSwitch);
     try {
       // A fresh start watches from "now" and reads after the watcher exists: etcd delivers a watcher
       // created at a past revision only on its 100 ms catch-up tick, which would delay a handover.
@@ -74,6 +117,7 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
         if (!fresh) return;
         deps.read(streamSignal).then(
           (r) => {
+            if (streamSignal.aborted) return; // this stream is over; the next one starts afresh
             ({ leader, successor, revision } = r);
             feed.push(deps.toState(leader, successor));
             for (const res of buffered ?? []) apply(res);
@@ -85,19 +129,26 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
           },
         );
       };
-      const outcome = await streamEvents(member.rpc.watchClient.watch.bind(member.rpc.watchClient), keys, fresh ? undefined : revision! + 1n, streamSignal, onCreated, (res) => {
+      const outcome = await streamEvents(member, keys, fresh ? undefined : revision! + 1n, streamSignal, idleMs, onCreated, (res) => {
+        if (!res.created && (res.events?.length ?? 0) === 0) return; // a progress response: the member is alive
         failures = 0;
         if (buffered) buffered.push(res);
         else apply(res);
       });
-      if (readError !== undefined) throw readError;
+      if (readError !== undefined && !moved) throw readError;
       if (outcome === 'compacted') {
         log('watch start revision compacted; re-reading');
         revision = undefined;
-      } else if (outcome === 'broken') {
-        session.members.failed(member, 'watch stream broke');
-        if (buffered) revision = undefined; // broke before the read landed: start over
-        failures++;
+      } else if (outcome === 'broken' || outcome === 'stuck') {
+        const why = outcome === 'stuck' ? `watch stream silent: a progress request got no answer within ${idleMs} ms` : 'watch stream broke';
+        log('watch on %s: %s', member.name, why);
+        session.members.failed(member, why);
+        if (buffered) revision = undefined; // ended before the read landed: start over
+        // A stuck member is left at once for another one (if any); a broken stream backs off.
+        if (outcome === 'broken' || session.members.size === 1) failures++;
+      } else if (moved) {
+        log('watch follows the session from %s to %s', member.name, session.members.current.name);
+        if (buffered) revision = undefined;
       }
     } catch (err) {
       if (signal.aborted || session.closed) break;
@@ -106,6 +157,7 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
       if (failures > 2) deps.warn(mapped);
       failures++;
     } finally {
+      session.members.off('switch', onSwitch);
       local.abort();
     }
     if (failures > 0 && !signal.aborted) {
@@ -117,32 +169,72 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
 }
 
 /**
- * Runs one watch stream until it breaks ('broken'), reports a compaction ('compacted'), or the
- * signal aborts ('aborted'). Events are handed to `onResponse` in order.
+ * Runs one watch stream on `member` until it breaks ('broken'), reports a compaction ('compacted'),
+ * goes silent ('stuck': nothing for `idleMs`, then a progress request unanswered for another
+ * `idleMs`), or the signal aborts ('aborted'). Events are handed to `onResponse` in order.
  */
 async function streamEvents(
-  open: () => Promise<WatchStream>,
+  member: Member,
   keys: LockKeys,
   startRevision: bigint | undefined,
   signal: AbortSignal,
+  idleMs: number,
   onCreated: () => void,
   onResponse: (res: IWatchResponse) => void,
-): Promise<'broken' | 'compacted' | 'aborted'> {
-  const stream = await open();
+): Promise<Outcome> {
+  // Opening may hang too (a hung member during an auth round trip): same bound as a silent stream.
+  let openTimer: Timer | undefined;
+  const openTimeout = new AbortController();
+  let stream: WatchStream;
+  try {
+    openTimer = systemClock.setTimer(() => openTimeout.abort(), 2 * idleMs, { unref: true });
+    stream = await untilAborted(member.rpc.watchClient.watch(requireLeader), AbortSignal.any([signal, openTimeout.signal]), () =>
+      openTimeout.signal.aborted ? new DeadlineExceededError(`etcd watch: no stream from ${member.name} within ${2 * idleMs} ms`, { backend: 'etcd' }) : signal.reason,
+    );
+  } catch (err) {
+    if (signal.aborted) return 'aborted';
+    if (openTimeout.signal.aborted) return 'stuck';
+    throw err;
+  } finally {
+    openTimer?.cancel();
+  }
   return new Promise((resolve) => {
     let done = false;
-    const finish = (outcome: 'broken' | 'compacted' | 'aborted'): void => {
+    let heard = true; // since the last probe tick
+    let probing = false;
+    let probe: Timer | undefined;
+    const finish = (outcome: Outcome): void => {
       if (done) return;
       done = true;
+      probe?.cancel();
       signal.removeEventListener('abort', onAbort);
       closeStream(stream);
       resolve(outcome);
+    };
+    // Every idleMs: anything heard → fine; silence → send a progress request; silence after it → stuck.
+    const tick = (): void => {
+      if (done) return;
+      if (heard) {
+        heard = false;
+        probing = false;
+      } else if (!probing) {
+        probing = true;
+        try {
+          stream.write({ progress_request: {} });
+        } catch {
+          return finish('broken');
+        }
+      } else {
+        return finish('stuck');
+      }
+      probe = systemClock.setTimer(tick, idleMs, { unref: true });
     };
     const onAbort = (): void => finish('aborted');
     if (signal.aborted) return finish('aborted');
     signal.addEventListener('abort', onAbort, { once: true });
     stream.on('data', (res) => {
       if (done) return;
+      heard = true;
       if (res.compact_revision && res.compact_revision !== '0') return finish('compacted');
       if (res.canceled) return finish('broken');
       if (res.created) onCreated();
@@ -158,5 +250,7 @@ async function streamEvents(
         ...(startRevision === undefined ? {} : { start_revision: startRevision.toString() }),
       },
     });
+    heard = false; // the created response must come within the first probe period too
+    probe = systemClock.setTimer(tick, idleMs, { unref: true });
   });
 }
