@@ -18,8 +18,9 @@
  * itself does not take a parent-death signal: dying with the supervisor would leave the group
  * behind, while EOF on the socket makes it kill the group first.
  *
- * Terminal signals (Ctrl-C reaches the supervisor's process group, the reaper included) are ignored:
- * the supervisor decides what the command gets. When the command exits, what it left in its group
+ * The reaper runs in a session of its own (so `kill -STOP -<supervisor's pgid>` or Ctrl-Z does not
+ * freeze it with the supervisor) and ignores every catchable signal: the supervisor decides what the
+ * command gets. When the command exits, what it left in its group
  * gets SIGTERM, then SIGKILL after the grace (or at the deadline); `gone` is reported only once the
  * group is empty, which is when the supervisor may let the term go.
  */
@@ -42,7 +43,11 @@ if (sep !== '--' || !command || !/^\d+$/.test(graceArg ?? '') || !/^\d+$/.test(d
 const graceMs = Number(graceArg);
 const clock = systemClock;
 
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGPIPE'] as const) process.on(sig, () => undefined);
+// Only the socket controls this process. SIGTSTP too: Ctrl-Z must not freeze the one process that
+// would kill the command at validUntil while the supervisor is stopped.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGPIPE', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'] as const) {
+  process.on(sig, () => undefined);
+}
 
 const control = new Socket({ fd: CONTROL_FD, readable: true, writable: true });
 const send = (m: FromReaper): void => {

@@ -72,6 +72,9 @@ export class TermCommand {
       };
       child.once('error', (error: unknown) => done({ code: null, signal: null, error }));
       child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => done({ code, signal }));
+      // The reaper killed it at validUntil (this process was frozen past it): the term ran out, the
+      // command did not exit on its own.
+      child.once('watchdog', () => (this.#stopping = true));
     });
     this.renewed();
     term.signal.addEventListener('abort', () => this.stop(`leadership lost (${term.endReason ?? 'ended'})`), { once: true });

@@ -73,7 +73,9 @@ export class WatchedCommand extends EventEmitter {
     this.#log = opts.log ?? (() => undefined);
     this.#clock = opts.clock ?? systemClock;
     const argv = [...loaderFlags(process.execArgv), fileURLToPath(REAPER), String(Math.round(opts.graceMs)), String(Math.max(0, Math.floor(opts.deadlineMs))), '--', command, ...args];
-    this.#reaper = spawn(process.execPath, argv, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env });
+    // detached: a session of its own, so stopping the supervisor's process group (Ctrl-Z, kill -STOP
+    // -pgid) does not stop the reaper with it.
+    this.#reaper = spawn(process.execPath, argv, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env, detached: true });
     this.#control = this.#reaper.stdio[3] as Socket;
     this.#control.on('error', () => undefined); // EPIPE after the reaper died: 'close' below handles it
     const reader = new LineReader((line) => this.#onLine(line));
@@ -123,7 +125,10 @@ export class WatchedCommand extends EventEmitter {
       this.#flushDeadline();
     }
     else if (m.type === 'spawn-error') this.#fail(Object.assign(new Error(m.code), { code: m.code }));
-    else if (m.type === 'killed') this.#log(`the watchdog killed the command's process group (${m.why})`);
+    else if (m.type === 'killed') {
+      this.#log(`the watchdog killed the command's process group (${m.why})`);
+      this.emit('watchdog', m.why);
+    }
     else if (!this.#done) {
       this.#done = true;
       this.emit('exit', m.code, m.signal);
