@@ -85,6 +85,11 @@ export class WatchedCommand extends EventEmitter {
     this.#reaper.once('close', (code, signal) => void this.#onReaperClosed(code, signal));
   }
 
+  /** The reaper's pid (tests kill it to check what covers a dead reaper). */
+  get reaperPid(): number | undefined {
+    return this.#reaper.pid;
+  }
+
   /**
    * Moves the reaper's deadline to `ms` from now (after a confirmed renew). Before the reaper has
    * reported `started` it is still loading and would read the line late, adding its start-up time to
