@@ -5,10 +5,12 @@
  * | fault                                    | what kills the command's group                         |
  * |------------------------------------------|--------------------------------------------------------|
  * | supervisor killed (kill -9, OOM, crash)  | the reaper, at once (EOF on the socket)                |
- * | supervisor frozen (SIGSTOP) past the term| the reaper, at validUntil (no `deadline` extended it)  |
+ * | supervisor frozen (SIGSTOP) past the term| the reaper, at validUntil (no `deadline` extended it); |
+ * |                                          | it has its own session and ignores SIGTSTP, so stopping|
+ * |                                          | the supervisor's group does not stop it                |
  * | reaper killed                            | the kernel (command has pdeathsig KILL via setpriv),   |
  * |                                          | and this module (reaper exit → SIGKILL to the group)   |
- * | reaper frozen                            | this module at stop: SIGKILL goes to the group directly|
+ * | reaper frozen                            | this module: SIGKILL goes to the group directly        |
  * | reaper and supervisor frozen, host frozen| nothing — fencing tokens cover it                      |
  *
  * A process the command moves out of its group (setsid, setpgid: a daemon that double-forks) is out

@@ -135,6 +135,7 @@ describe('npm package (pack → install → import → typecheck)', () => {
       assert.ok(files.includes(`${base}.js`) && files.includes(`${base}.d.ts`), `${base}.js and .d.ts packed`);
     }
     assert.ok(files.includes('dist/cli/main.js'));
+    assert.ok(files.includes('dist/cli/reaper.js'), "run's watchdog process is packed");
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.test.js')), 'no sources or tests');
   });
 
@@ -176,5 +177,14 @@ describe('npm package (pack → install → import → typecheck)', () => {
     assert.equal((bad as { code: number }).code, 64);
     assert.doesNotMatch((bad as { stderr: string }).stderr, /\n\s+at /);
     assert.ok(readdirSync(join(proj, 'node_modules', 'leaderlock', 'dist', 'cli')).includes('main.js'));
+  });
+
+  it('leaderlock run starts the command under the packed watchdog (dist/cli/reaper.js, no tsx)', async () => {
+    const main = join(proj, 'node_modules', 'leaderlock', pkg.bin.leaderlock!);
+    const r = await exec(process.execPath, [main, 'run', '--backend', 'memory', '--key', 'k', '--quiet', '--', process.execPath, '-e', 'console.log("ran " + process.env.LEADERLOCK_TOKEN); process.exit(3)'], { cwd: proj, timeout: 30_000 }).catch(
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    assert.equal((r as { code?: number }).code, 3, `stderr: ${(r as { stderr: string }).stderr}`);
+    assert.match((r as { stdout: string }).stdout, /^ran \d+$/m);
   });
 });
