@@ -147,6 +147,15 @@ describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
       assert.equal(alive(bg), false, 'the leftover was gone before exit was reported');
     }));
 
+  it('a reaper that starts after its first deadline never starts the command', () =>
+    withDir(async (dir) => {
+      const f = join(dir, 'started');
+      const o = await outcome(spawnWatched('sh', ['-c', `echo yes > ${f}`], process.env, { deadlineMs: 0, graceMs: 500 }));
+      assert.equal(o.watchdog, true);
+      assert.equal(o.signal, 'SIGKILL');
+      assert.equal(existsSync(f), false, 'the command never ran');
+    }));
+
   it('a command that does not exist: error ENOENT, nothing started', async () => {
     const o = await outcome(spawnWatched('leaderlock-no-such-command-for-test', [], process.env, { deadlineMs: 60_000, graceMs: 500 }));
     assert.equal(o.error?.code, 'ENOENT');

@@ -57,12 +57,15 @@ describe('leaderlock run under process faults (real etcd, real processes)', { co
     assert.ok(r.worstOverlapMs <= 0, `${scenario}: commands overlapped by ${r.worstOverlapMs.toFixed(0)} ms: ${r.text}`);
   }
 
-  it('kill -9 of the leading supervisor: its command dies at once (watchdog), the successor starts after expiry', async (t) => {
+  it('kill -9 of the leading supervisor (three supervisors): its command dies at once (watchdog), one successor starts after expiry', async (t) => {
     const h = harness();
     const [a, b] = await leaderAndFollower(h, () => common('/faults/kill9'));
+    const c = h.supervisor('c', common('/faults/kill9'));
+    await c.waitStderr(/leader is a; waiting/);
     a.signal('SIGKILL');
-    await h.waitLines((ls) => ls.filter((l) => l.id === 'b').length >= 25, "b's command writing for 0.5 s", 20_000);
-    assertNoOverlap(t, h, 'kill -9 supervisor', b);
+    const successor = (ls: ReturnType<Harness['lines']>): string | undefined => ls.find((l) => l.id !== 'a')?.id;
+    await h.waitLines((ls) => ls.filter((l) => l.id === successor(ls)).length >= 25, "the successor's command writing for 0.5 s", 20_000);
+    assertNoOverlap(t, h, 'kill -9 supervisor', successor(h.lines()) === 'c' ? c : b);
   });
 
   it('SIGSTOP of the leading supervisor past its ttl: its command is dead at validUntil, before b wins', async (t) => {
