@@ -143,6 +143,14 @@ export class Harness {
     };
   }
 
+  /** The pid of the reaper (watchdog process) running `identity`'s command, if any. */
+  reaperOf(identity: string): number | undefined {
+    return marked(this.dir).find((pid) => {
+      const argv = cmdline(pid);
+      return argv.some((a) => /reaper\.(ts|js)$/.test(a)) && argv.at(-1) === identity;
+    });
+  }
+
   /**
    * SIGKILLs every process whose command line carries this harness's directory (supervisors,
    * reapers, commands — escaped or not), closes the forwarders, removes the directory.
@@ -229,6 +237,14 @@ function marked(marker: string): number[] {
     }
   }
   return out;
+}
+
+function cmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 
 function tryKill(pid: number): void {

@@ -84,6 +84,18 @@ describe('leaderlock run under process faults (real etcd, real processes)', { co
     assertNoOverlap(t, h, 'SIGSTOP supervisor past ttl', b);
   });
 
+  it("kill -9 of the leader's watchdog process: its command dies, leaderlock releases and exits 137, the successor takes over", async (t) => {
+    const h = harness();
+    const [a, b] = await leaderAndFollower(h, () => common('/faults/reaper'));
+    const reaper = h.reaperOf('a');
+    assert.ok(reaper, 'found the reaper of a');
+    process.kill(reaper, 'SIGKILL');
+    assert.equal(await a.exited, 137, a.stderr);
+    assert.match(a.stderr, /the watchdog process died \(SIGKILL\): SIGKILL to the command's process group/);
+    await h.waitLines((ls) => ls.filter((l) => l.id === 'b').length >= 25, "b's command writing for 0.5 s", 20_000);
+    assertNoOverlap(t, h, 'kill -9 of the reaper', b);
+  });
+
   it(
     "a command ignoring SIGTERM, the leader's path to etcd hung past its renew deadline and back before validUntil",
     { todo: 'needs issue 13 item 1 (the elector releases after a deadline loss only once the command is dead); watchdog alone does not cover it' },
