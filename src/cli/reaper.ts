@@ -28,7 +28,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { systemClock, type Timer } from '../core/clock.js';
-import { findExecutable, groupAlive, pdeathsigHelper, signalGroup, waitGroupGone } from './process-group.js';
+import { findExecutable, groupAlive, pdeathsigHelper, signalGroup } from './process-group.js';
 import { decodeToReaper, encodeFromReaper, LineReader, type FromReaper } from './watchdog-protocol.js';
 
 /** How long the group may take to disappear after SIGKILL before `gone` is reported anyway. */
@@ -83,7 +83,8 @@ function armDeadline(ms: number): void {
 async function finish(): Promise<void> {
   if (finishing) return;
   finishing = true;
-  for (let i = 0; pgid && groupAlive(pgid); i++) {
+  // Bounded: every path here has sent SIGKILL (EOF, deadline) or armed it (the grace timer for leftovers).
+  while (pgid && groupAlive(pgid)) {
     if (killedAt !== undefined && clock.now() - killedAt > AFTER_KILL_BOUND_MS) {
       say(`process group ${pgid} still has members ${AFTER_KILL_BOUND_MS} ms after SIGKILL (uninterruptible sleep, or zombies nobody reaps)`);
       break;

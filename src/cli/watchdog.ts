@@ -58,8 +58,9 @@ function loaderFlags(execArgv: readonly string[]): string[] {
 
 /**
  * The guarded command seen through its reaper. Emits `exit` (code, signal) once the command has
- * exited and no process of its group is left — not when the command alone has exited — and `error`
- * when it could not be started (`err.code` ENOENT, EACCES, ...).
+ * exited and no process of its group is left — not when the command alone has exited —, `error`
+ * when it could not be started (`err.code` ENOENT, EACCES, ...), and `watchdog` (why) before that
+ * `exit` when the reaper killed the group on its own (the term ran out with no extension).
  */
 export class WatchedCommand extends EventEmitter {
   pid: number | undefined;
@@ -116,6 +117,8 @@ export class WatchedCommand extends EventEmitter {
   kill(signal: NodeJS.Signals): boolean {
     if (this.#done) return false;
     this.#send({ type: 'signal', signal, target: TO_LEADER_ONLY.has(signal) ? 'leader' : 'group' });
+    // The group id could only name someone else's group after `gone` (then #done stops us) and a
+    // wrap-around of pids within the moment between the two.
     if (signal === 'SIGKILL' && this.pid !== undefined) signalGroup(this.pid, 'SIGKILL');
     return true;
   }
