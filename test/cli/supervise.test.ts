@@ -220,6 +220,19 @@ describe('leaderlock run (supervisor, on a virtual clock)', () => {
     assert.equal(await t.run, 143);
   });
 
+  it('shutdown: the key is released only once the command (its whole group) is gone', async () => {
+    const t = setup({ diesOn: [] });
+    await t.clock.advance(0);
+    const c = t.children[0]!;
+    t.signals.send('SIGTERM');
+    await t.clock.advance(5_000); // still shutting down: renewals go on, the key stays ours
+    assert.equal(t.store.record('leader')?.holder, 'node-a');
+    c.exit(0);
+    await t.clock.runUntilIdle();
+    assert.equal(await t.run, 0);
+    assert.equal(t.store.record('leader'), undefined);
+  });
+
   it('refuses a grace that does not fit in the term', async () => {
     const clock = new VirtualClock();
     const lock = new MemoryLock(new MemoryStore({ clock }), { ttlMs: 15_000, clock });
