@@ -40,6 +40,14 @@ anyone else can win. When COMMAND exits the lock is released and leaderlock exit
 After a lost term it campaigns again and restarts COMMAND, unless --once. SIGINT, SIGTERM, SIGQUIT,
 SIGHUP, SIGUSR1, SIGUSR2 are forwarded to COMMAND.
 
+Watchdog: COMMAND runs in its own process group under a small reaper process that SIGKILLs the group
+when leaderlock dies (kill -9, OOM) and at validUntil unless leaderlock, alive, has extended it
+(leaderlock frozen by SIGSTOP); COMMAND gets pdeathsig KILL (setpriv) in case the reaper dies, and
+leaderlock kills the group if it does. Not covered: the whole host frozen or suspended (VM pause,
+docker pause), processes that leave the group (double-forking daemons: run them in the foreground)
+— use the fencing token for those. Unlike Patroni's /dev/watchdog it needs no root or kernel module
+and kills only COMMAND's group, never the machine.
+
   -i, --identity NAME         name in the lock record (default $LEADERLOCK_IDENTITY, else hostname-pid)
       --grace DURATION        time COMMAND gets between SIGTERM and SIGKILL (default 2s); must fit in the term
       --renew-deadline DURATION   step down when no renew is confirmed for this long (default 2/3 ttl)

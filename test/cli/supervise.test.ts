@@ -11,6 +11,8 @@ import { UsageError } from '../../src/cli/usage-error.js';
 class FakeChild extends EventEmitter implements ChildLike {
   readonly pid: number;
   readonly received: Array<{ signal: string; at: number }> = [];
+  /** Watchdog deadlines set: [virtual time, ms from then]. */
+  readonly extended: Array<{ at: number; ms: number }> = [];
   exited = false;
   constructor(
     readonly env: NodeJS.ProcessEnv,
@@ -27,6 +29,9 @@ class FakeChild extends EventEmitter implements ChildLike {
     this.received.push({ signal, at: this.clock.now() });
     if (signal === 'SIGKILL' || this.diesOn.includes(signal)) queueMicrotask(() => this.exit(null, signal));
     return true;
+  }
+  extend(ms: number): void {
+    this.extended.push({ at: this.clock.now(), ms });
   }
   exit(code: number | null, signal: NodeJS.Signals | null = null): void {
     if (this.exited) return;
@@ -46,6 +51,7 @@ function setup(opts: { diesOn?: string[]; once?: boolean; graceMs?: number } = {
   const store = new MemoryStore({ clock });
   const lock = new MemoryLock(store, { key: 'leader', ttlMs: 15_000, clock });
   const children: FakeChild[] = [];
+  const spawned: Array<{ deadlineMs: number; graceMs: number }> = [];
   const signals = new FakeSignals();
   const args: RunArgs = {
     backend: { kind: 'memory' },
@@ -68,7 +74,8 @@ function setup(opts: { diesOn?: string[]; once?: boolean; graceMs?: number } = {
     signals,
     env: { PATH: '/bin' },
     log: (l) => lines.push(l),
-    spawn: (cmd, a, env) => {
+    spawn: (cmd, a, env, o) => {
+      spawned.push(o);
       assert.equal(cmd, 'daemon');
       assert.deepEqual(a, ['--flag']);
       const c = new FakeChild(env, clock, 100 + children.length, opts.diesOn ?? ['SIGTERM', 'SIGINT']);
@@ -76,7 +83,7 @@ function setup(opts: { diesOn?: string[]; once?: boolean; graceMs?: number } = {
       return c;
     },
   });
-  return { clock, store, lock, children, signals, run, lines };
+  return { clock, store, lock, children, spawned, signals, run, lines };
 }
 
 describe('leaderlock run (supervisor, on a virtual clock)', () => {
@@ -178,6 +185,52 @@ describe('leaderlock run (supervisor, on a virtual clock)', () => {
     await clock.runUntilIdle();
     assert.equal(await t.run, 143);
     assert.ok(t.lines.some((l) => l.includes('leader is node-b')));
+  });
+
+  it('watchdog: the first deadline is the time left in the term, and every confirmed renew moves it to the new validUntil', async () => {
+    const t = setup();
+    await t.clock.advance(0);
+    const c = t.children[0]!;
+    // Acquired at t=0 with no latency: validUntil = ttl × (1 − drift).
+    assert.deepEqual(t.spawned, [{ deadlineMs: 14_850, graceMs: 2000 }]);
+    await t.clock.advance(6_000); // three renews (retry period 2 s)
+    assert.ok(c.extended.length >= 3, `extended ${JSON.stringify(c.extended)}`);
+    for (const e of c.extended) assert.equal(e.at + e.ms, Math.floor(e.at / 2000) * 2000 + 14_850, `deadline = that renew's send + ttl·(1 − drift): ${JSON.stringify(e)}`);
+    t.lock.faults.partition();
+    const before = c.extended.length;
+    await t.clock.advance(4_000);
+    assert.equal(c.extended.length, before, 'a failed renew never extends the watchdog');
+    t.lock.faults.heal();
+    t.signals.send('SIGTERM');
+    await t.clock.runUntilIdle();
+    await t.run;
+  });
+
+  it('the watchdog killed the command at validUntil (supervisor was frozen): campaigns again, does not exit with 137', async () => {
+    const t = setup();
+    await t.clock.advance(0);
+    const c = t.children[0]!;
+    c.emit('watchdog', 'deadline');
+    c.exit(null, 'SIGKILL');
+    await t.clock.advance(20_000);
+    assert.equal(t.children.length, 2, 'the command was started again in a new term');
+    assert.ok(t.lines.some((l) => l.includes('waiting to be elected again')));
+    t.signals.send('SIGTERM');
+    await t.clock.runUntilIdle();
+    assert.equal(await t.run, 143);
+  });
+
+  it('shutdown: the key is released only once the command (its whole group) is gone', async () => {
+    const t = setup({ diesOn: [] });
+    await t.clock.advance(0);
+    const c = t.children[0]!;
+    t.signals.send('SIGTERM');
+    await t.clock.advance(5_000); // still shutting down: renewals go on, the key stays ours
+    assert.equal(t.store.record('leader')?.holder, 'node-a');
+    c.exit(0);
+    await t.clock.runUntilIdle();
+    assert.equal(await t.run, 0);
+    assert.equal(t.store.record('leader'), undefined);
   });
 
   it('refuses a grace that does not fit in the term', async () => {

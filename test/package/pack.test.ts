@@ -154,6 +154,7 @@ describe('npm package (pack → install → import → typecheck)', () => {
     const { stdout: long } = await exec('tar', ['-tvzf', tarball]);
     const binLine = long.split('\n').find((l) => l.endsWith(' package/dist/cli/main.js'));
     assert.match(binLine ?? '', /^-rwxr-xr-x /, 'the bin is executable in the tarball');
+    assert.ok(files.includes('dist/cli/reaper.js'), "run's watchdog process is packed");
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.test.js')), 'no sources or tests');
   });
 
@@ -195,5 +196,14 @@ describe('npm package (pack → install → import → typecheck)', () => {
     assert.equal((bad as { code: number }).code, 64);
     assert.doesNotMatch((bad as { stderr: string }).stderr, /\n\s+at /);
     assert.ok(readdirSync(join(proj, 'node_modules', 'leaderlock', 'dist', 'cli')).includes('main.js'));
+  });
+
+  it('leaderlock run starts the command under the packed watchdog (dist/cli/reaper.js, no tsx)', async () => {
+    const main = join(proj, 'node_modules', 'leaderlock', pkg.bin.leaderlock!);
+    const r = await exec(process.execPath, [main, 'run', '--backend', 'memory', '--key', 'k', '--quiet', '--', process.execPath, '-e', 'console.log("ran " + process.env.LEADERLOCK_TOKEN); process.exit(3)'], { cwd: proj, timeout: 30_000 }).catch(
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    assert.equal((r as { code?: number }).code, 3, `stderr: ${(r as { stderr: string }).stderr}`);
+    assert.match((r as { stdout: string }).stdout, /^ran \d+$/m);
   });
 });

@@ -1,0 +1,169 @@
+/**
+ * The reaper: the small process `leaderlock run` puts between itself and the guarded command (the
+ * supervisor's side is src/cli/watchdog.ts). Usage, from the supervisor only:
+ *
+ *   node reaper.js <graceMs> <deadlineMs> -- <command> [args…]     control socket on fd 3
+ *
+ * It starts the command as the leader of a new process group (and session) and kills that whole
+ * group with SIGKILL
+ *   - when the control socket reaches EOF: the supervisor died (kill -9, OOM, crash) — at once;
+ *   - at the term's deadline unless the supervisor has moved it (`deadline <ms>` after each
+ *     confirmed renew): a supervisor frozen (SIGSTOP, debugger) cannot move it, so its command is
+ *     dead at validUntil, before anyone else can win.
+ * The first deadline comes in argv and is counted from this process's own start (its monotonic
+ * clock starts at exec), so the reaper's start-up time is not added to it.
+ *
+ * The command is started through `setpriv --pdeathsig KILL` where util-linux has it, so the kernel
+ * kills it when the reaper dies; and the supervisor kills the group when the reaper exits. The reaper
+ * itself does not take a parent-death signal: dying with the supervisor would leave the group
+ * behind, while EOF on the socket makes it kill the group first.
+ *
+ * The reaper runs in a session of its own (so `kill -STOP -<supervisor's pgid>` or Ctrl-Z does not
+ * freeze it with the supervisor) and ignores every catchable signal: the supervisor decides what the
+ * command gets. When the command exits, what it left in its group
+ * gets SIGTERM, then SIGKILL after the grace (or at the deadline); `gone` is reported only once the
+ * group is empty, which is when the supervisor may let the term go.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { systemClock, type Timer } from '../core/clock.js';
+import { findExecutable, groupAlive, pdeathsigHelper, signalGroup } from './process-group.js';
+import { decodeToReaper, encodeFromReaper, LineReader, type FromReaper } from './watchdog-protocol.js';
+
+/** How long the group may take to disappear after SIGKILL before `gone` is reported anyway. */
+const AFTER_KILL_BOUND_MS = 2000;
+const CONTROL_FD = 3;
+
+const [graceArg, deadlineArg, sep, command, ...commandArgs] = process.argv.slice(2);
+if (sep !== '--' || !command || !/^\d+$/.test(graceArg ?? '') || !/^\d+$/.test(deadlineArg ?? '')) {
+  process.stderr.write('leaderlock reaper: started by `leaderlock run` only (usage: reaper <graceMs> <deadlineMs> -- <command> [args…])\n');
+  process.exit(64);
+}
+const graceMs = Number(graceArg);
+const clock = systemClock;
+
+// Only the socket controls this process. SIGTSTP too: Ctrl-Z must not freeze the one process that
+// would kill the command at validUntil while the supervisor is stopped.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGPIPE', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'] as const) {
+  process.on(sig, () => undefined);
+}
+
+const control = new Socket({ fd: CONTROL_FD, readable: true, writable: true });
+const send = (m: FromReaper): void => {
+  if (control.writable) control.write(encodeFromReaper(m));
+};
+const say = (line: string): void => void process.stderr.write(`leaderlock: watchdog: ${line}\n`);
+
+let child: ChildProcess | undefined;
+let pgid = 0;
+let leaderExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+let termSent = false;
+let killedAt: number | undefined;
+let finishing = false;
+let deadline: Timer | undefined;
+let graceTimer: Timer | undefined;
+
+function killGroup(why: string): void {
+  if (!pgid) return;
+  signalGroup(pgid, 'SIGKILL');
+  killedAt ??= clock.now();
+  if (why === 'deadline') {
+    say(`no renew confirmed before the term's validUntil: SIGKILL to ${command} (process group ${pgid})`);
+    send({ type: 'killed', why });
+  }
+}
+
+function armDeadline(ms: number): void {
+  deadline?.cancel();
+  deadline = clock.setTimer(() => killGroup('deadline'), ms);
+}
+
+/** Reports `gone` once the group is empty (bounded after SIGKILL), then exits. */
+async function finish(): Promise<void> {
+  if (finishing) return;
+  finishing = true;
+  // Bounded: every path here has sent SIGKILL (EOF, deadline) or armed it (the grace timer for leftovers).
+  while (pgid && groupAlive(pgid)) {
+    if (killedAt !== undefined && clock.now() - killedAt > AFTER_KILL_BOUND_MS) {
+      say(`process group ${pgid} still has members ${AFTER_KILL_BOUND_MS} ms after SIGKILL (uninterruptible sleep, or zombies nobody reaps)`);
+      break;
+    }
+    await clock.sleep(10);
+  }
+  deadline?.cancel();
+  graceTimer?.cancel();
+  const exit = leaderExit ?? { code: null, signal: 'SIGKILL' as const };
+  send({ type: 'gone', code: exit.code, signal: exit.signal });
+  if (control.writable) control.end(() => process.exit(0));
+  else process.exit(0);
+  // The supervisor may be frozen with the socket buffer full: do not wait on it for ever.
+  clock.setTimer(() => process.exit(0), 1000, { unref: true });
+}
+
+/** The command exited: what it left in its group gets SIGTERM (unless sent already), SIGKILL after the grace. */
+function onLeaderExit(code: number | null, signal: NodeJS.Signals | null): void {
+  leaderExit = { code, signal };
+  if (groupAlive(pgid)) {
+    if (!termSent) signalGroup(pgid, 'SIGTERM');
+    termSent = true;
+    graceTimer = clock.setTimer(() => killGroup('leftovers'), graceMs);
+  }
+  void finish();
+}
+
+function onControlLine(line: string): void {
+  const m = decodeToReaper(line);
+  if (!m || finishing && m.type === 'deadline') return;
+  if (m.type === 'deadline') {
+    armDeadline(m.ms);
+    return;
+  }
+  if (m.target === 'leader' && child && !leaderExit) child.kill(m.signal);
+  else if (m.target === 'group' && pgid) {
+    signalGroup(pgid, m.signal);
+    if (m.signal === 'SIGKILL') killedAt ??= clock.now();
+  }
+  if (m.signal === 'SIGTERM' || m.signal === 'SIGKILL') termSent = true;
+}
+
+const reader = new LineReader(onControlLine);
+control.on('data', (d: Buffer) => reader.push(d));
+// EOF (or a reset): the supervisor is gone, and with it whoever could extend or end the term.
+const onSupervisorGone = (): void => {
+  killGroup('supervisor gone');
+  void finish();
+};
+control.on('end', onSupervisorGone);
+control.on('error', onSupervisorGone);
+
+const firstDeadline = Number(deadlineArg) - clock.now();
+armDeadline(firstDeadline);
+const found = findExecutable(command, process.env.PATH);
+if (firstDeadline <= 0) {
+  // This process took longer to start than the term had left: the command must not start at all.
+  say(`the term ran out before ${command} could start`);
+  send({ type: 'killed', why: 'deadline' });
+  send({ type: 'gone', code: null, signal: 'SIGKILL' });
+  control.end(() => process.exit(0));
+} else if (!found.ok) {
+  send({ type: 'spawn-error', code: found.code });
+  control.end(() => process.exit(0));
+} else {
+  const setpriv = pdeathsigHelper();
+  // setpriv execs the command with execvp: the same PATH search as the check above, argv[0] as given.
+  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', command, ...commandArgs] : [command, ...commandArgs];
+  // fd 3 of the command is /dev/null, not an inherited copy of the control socket.
+  const devNull = openSync('/dev/null', 'r+');
+  child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['inherit', 'inherit', 'inherit', devNull] });
+  child.once('error', (err: NodeJS.ErrnoException) => {
+    if (pgid) return;
+    send({ type: 'spawn-error', code: err.code ?? 'UNKNOWN' });
+    control.end(() => process.exit(0));
+  });
+  if (child.pid !== undefined) {
+    pgid = child.pid;
+    send({ type: 'started', pid: pgid });
+    child.once('exit', onLeaderExit);
+  }
+}

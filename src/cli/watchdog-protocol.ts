@@ -1,0 +1,80 @@
+/**
+ * The line protocol between `leaderlock run` (the supervisor) and its reaper (src/cli/reaper.ts),
+ * over a socket pair that only the two of them hold. One message per line, fields separated by one
+ * space; pure functions so both ends (and the tests) share one definition.
+ *
+ * Supervisor → reaper:
+ *   `deadline <ms>`            SIGKILL the group <ms> from when this line is read, unless a later
+ *                              `deadline` moves it (sent on every confirmed renew: the supervisor's
+ *                              clock and the reaper's are different monotonic clocks, so only a
+ *                              remaining time crosses, never a timestamp).
+ *   `signal <SIG> group|leader` send <SIG> to the whole process group, or to the command only.
+ * Reaper → supervisor:
+ *   `started <pid>`            the command runs; its pid is also its process group id.
+ *   `spawn-error <code>`       it could not be started (ENOENT, EACCES, ...); the reaper exits.
+ *   `killed <why>`             the reaper SIGKILLed the group by itself (`deadline`).
+ *   `gone <code|-> <signal|->` the command has exited and no process of its group is left; the
+ *                              reaper exits next. `<code>`/`<signal>` are the command's own.
+ */
+
+export type ToReaper = { type: 'deadline'; ms: number } | { type: 'signal'; signal: NodeJS.Signals; target: 'group' | 'leader' };
+
+export type FromReaper =
+  | { type: 'started'; pid: number }
+  | { type: 'spawn-error'; code: string }
+  | { type: 'killed'; why: string }
+  | { type: 'gone'; code: number | null; signal: NodeJS.Signals | null };
+
+const SIGNAL = /^SIG[A-Z0-9]+$/;
+
+export function encodeToReaper(m: ToReaper): string {
+  return m.type === 'deadline' ? `deadline ${Math.max(0, Math.floor(m.ms))}\n` : `signal ${m.signal} ${m.target}\n`;
+}
+
+export function decodeToReaper(line: string): ToReaper | undefined {
+  const [type, a, b] = line.trim().split(' ');
+  if (type === 'deadline' && a !== undefined && /^\d+$/.test(a)) return { type, ms: Number(a) };
+  if (type === 'signal' && a !== undefined && SIGNAL.test(a) && (b === 'group' || b === 'leader')) return { type, signal: a as NodeJS.Signals, target: b };
+  return undefined;
+}
+
+export function encodeFromReaper(m: FromReaper): string {
+  switch (m.type) {
+    case 'started':
+      return `started ${m.pid}\n`;
+    case 'spawn-error':
+      return `spawn-error ${m.code.replace(/\s/g, '_') || 'UNKNOWN'}\n`;
+    case 'killed':
+      return `killed ${m.why}\n`;
+    case 'gone':
+      return `gone ${m.code ?? '-'} ${m.signal ?? '-'}\n`;
+  }
+}
+
+export function decodeFromReaper(line: string): FromReaper | undefined {
+  const [type, a, b] = line.trim().split(' ');
+  if (type === 'started' && a !== undefined && /^\d+$/.test(a)) return { type, pid: Number(a) };
+  if (type === 'spawn-error' && a) return { type, code: a };
+  if (type === 'killed' && a) return { type, why: a };
+  if (type === 'gone' && a !== undefined && b !== undefined) {
+    const code = a === '-' ? null : /^\d+$/.test(a) ? Number(a) : undefined;
+    const signal = b === '-' ? null : SIGNAL.test(b) ? (b as NodeJS.Signals) : undefined;
+    if (code !== undefined && signal !== undefined) return { type, code, signal };
+  }
+  return undefined;
+}
+
+/** Splits a byte stream into lines; keeps the unfinished tail (bounded: a line never exceeds 256 bytes). */
+export class LineReader {
+  #buf = '';
+  constructor(private readonly onLine: (line: string) => void) {}
+  push(chunk: Buffer | string): void {
+    this.#buf += chunk.toString();
+    for (let i = this.#buf.indexOf('\n'); i >= 0; i = this.#buf.indexOf('\n')) {
+      const line = this.#buf.slice(0, i);
+      this.#buf = this.#buf.slice(i + 1);
+      if (line) this.onLine(line);
+    }
+    if (this.#buf.length > 256) this.#buf = ''; // garbage, not ours: drop it rather than grow
+  }
+}
