@@ -97,8 +97,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   readonly #retiring = new Map<Term, Promise<void>>();
   /** The successor `handover()` names, read by #onTermEnded for the term it ends. */
   #nominee: { term: Term; successor: string | undefined } | undefined;
-  /** When the last campaign attempt was sent: the next is due retryPeriodMs later, whatever the watch says. */
+  /** When the last campaign attempt ended: the next is due retryPeriodMs later, whatever the watch says. */
   #lastAttemptAt = -Infinity;
+  /** Aborted (and replaced) by stop(): a release waiting between retries tries again at once. */
+  #retryNow = new AbortController();
 
   #observed: LockState | undefined;
   #leader: string | undefined;
@@ -272,6 +274,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     const ac = this.#ac!;
     ac.abort();
     this.#term?.end('stopped'); // → #onTermEnded → #retire
+    // A release still retrying after an earlier loss (the server was unreachable) tries again now
+    // rather than after its pause: stop() should not wait a retry period when the server is back.
+    this.#retryNow.abort();
+    this.#retryNow = new AbortController();
     await Promise.all([this.#loop, this.#watchLoop]);
     // Every term still being given back (this one, or an earlier loss's still waiting for its work).
     while (this.#retiring.size > 0) await Promise.all([...this.#retiring.values()]);
@@ -501,7 +507,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
           if (left <= 0 && this.#unreleased === term) this.#unreleased = undefined; // expired on the server by now
           return;
         }
-        await this.#clock.sleep(Math.min(left, Math.max(1, this.#opts.retryPeriodMs / 4)));
+        await this.#clock.sleep(Math.min(left, Math.max(1, this.#opts.retryPeriodMs / 4)), this.#retryNow.signal).catch(() => undefined);
       }
     }
   }

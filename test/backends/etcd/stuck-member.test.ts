@@ -168,4 +168,29 @@ describe('etcd: a hung member under the watch', { concurrency: false }, () => {
       await thaw();
     }
   });
+
+  it('a member without a raft leader refuses the watch at once (hasleader), so the watch moves on', async () => {
+    // m1 and m2 frozen: m0 runs but has no leader. Without `hasleader` etcd would keep the stream
+    // open and silent on m0 until the probe (2 × 5 s) gave up on it.
+    const follower = lock(order(0), '/stuck/leaderless/leader', 60_000, 5_000);
+    const switched = new Promise<{ from: string; at: number }>((resolve) => follower.session.members.once('switch', (s) => resolve({ from: s.from, at: performance.now() })));
+    const thaw2 = await freeze(cluster.members[2]!);
+    const thaw1 = await freeze(cluster.members[1]!);
+    try {
+      await new Promise((r) => setTimeout(r, 1_000)); // m0 notices it lost its leader (election timeout 250 ms)
+      const t0 = performance.now();
+      watching(follower);
+      let timer: NodeJS.Timeout | undefined;
+      const s = await Promise.race([switched, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the watch stayed on the leaderless member for 4 s')), 4_000)))]);
+      clearTimeout(timer);
+      assert.equal(s.from, cluster.members[0]!.clientUrl);
+      console.log(`# leaderless member: the watch left it after ${Math.round(s.at - t0)} ms`);
+      // Well under the first read's share of the request timeout on m0 (5 s / 3 members), which
+      // would move the session (and the watch with it) too.
+      assert.ok(s.at - t0 < 1_000, `${Math.round(s.at - t0)} ms`);
+    } finally {
+      await thaw1();
+      await thaw2();
+    }
+  });
 });

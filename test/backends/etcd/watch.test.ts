@@ -129,4 +129,43 @@ describe('etcd watch bookkeeping', () => {
     );
     await lock.close();
   });
+
+  it('a silent stream is probed with a progress request; one that does not answer is replaced, resuming from the last revision + 1 (#issue13-3)', async () => {
+    const { rpc, created: streams } = fakeRpc(
+      [{ kv: kv('a', 11), revision: 11 }],
+      [
+        (s, req) => req.create_request && created(s, 11), // then silent, progress requests too: a frozen member
+        (s, req) => {
+          if (!req.create_request) return;
+          created(s, 12);
+          events(s, 12, [{ type: 'Put', kv: kv('b', 12) }]);
+        },
+      ],
+    );
+    // requestTimeoutMs is the idle bound: silence for it → probe; no answer for another → stuck.
+    const lock = new EtcdLock({ client: rpc, key: KEY, ttlMs: 2000, requestTimeoutMs: 100 });
+    assert.deepEqual(await collect(lock, 2), ['a@11', 'b@12']);
+    assert.equal(streams[0]!.writes.filter((w) => w.progress_request).length, 1, 'probed once, then given up');
+    assert.equal(streams[0]!.ended, true);
+    assert.equal(streams[1]!.writes[0]!.create_request!.start_revision, '12');
+    await lock.close();
+  });
+
+  it('a quiet stream that answers its progress requests is kept', async () => {
+    const progress = (s: FakeStream) => s.emit('data', { header: header(11), watch_id: '-1', created: false, canceled: false, compact_revision: '0', events: [] });
+    const { rpc, created: streams } = fakeRpc([{ kv: kv('a', 11), revision: 11 }], [(s, req) => (req.create_request ? created(s, 11) : progress(s))]);
+    const lock = new EtcdLock({ client: rpc, key: KEY, ttlMs: 2000, requestTimeoutMs: 50 });
+    const ac = new AbortController();
+    const states: string[] = [];
+    const done = (async () => {
+      for await (const st of lock.watch({ signal: ac.signal })) states.push(st.leader ? `${st.leader.holder}@${st.leader.token}` : '-');
+    })();
+    await new Promise((r) => setTimeout(r, 600)); // 12 idle periods
+    ac.abort();
+    await done;
+    assert.equal(streams.length, 1, 'never replaced');
+    assert.ok(streams[0]!.writes.filter((w) => w.progress_request).length >= 2, 'probed while quiet');
+    assert.deepEqual(states, ['a@11'], 'a progress response is not a state change');
+    await lock.close();
+  });
 });
