@@ -71,3 +71,10 @@ export function findExecutable(command: string, path: string | undefined): { ok:
 export function pdeathsigHelper(): string | undefined {
   return ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 }
+
+/**
+ * `sh -c GATE_SCRIPT <command> [args…]`: waits for one line on fd 3, then closes fd 3 and execs the
+ * command in the same process (so its pid stays the group id the reaper reported). EOF instead of
+ * the line — the reaper died before reporting the pid — and the command never runs (exit 125).
+ */
+export const GATE_SCRIPT = 'read -r go <&3 || exit 125; exec 3<&-; exec "$0" "$@"';

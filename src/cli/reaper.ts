@@ -2,7 +2,7 @@
  * The reaper: the small process `leaderlock run` puts between itself and the guarded command (the
  * supervisor's side is src/cli/watchdog.ts). Usage, from the supervisor only:
  *
- *   node reaper.js <graceMs> <deadlineMs> -- <command> [args…]     control socket on fd 3
+ *   node reaper.js <graceMs> -- <command> [args…]        control socket on fd 3
  *
  * It starts the command as the leader of a new process group (and session) and kills that whole
  * group with SIGKILL
@@ -10,34 +10,34 @@
  *   - at the term's deadline unless the supervisor has moved it (`deadline <ms>` after each
  *     confirmed renew): a supervisor frozen (SIGSTOP, debugger) cannot move it, so its command is
  *     dead at validUntil, before anyone else can win.
- * The first deadline comes in argv and is counted from this process's own start (its monotonic
- * clock starts at exec), so the reaper's start-up time is not added to it.
+ * The first deadline is a handshake (`ready`, then the supervisor's `deadline`), so this process's
+ * start-up time is never added to it (see watchdog-protocol.ts).
  *
  * The command is started through `setpriv --pdeathsig KILL` where util-linux has it, so the kernel
- * kills it when the reaper dies; and the supervisor kills the group when the reaper exits. The reaper
- * itself does not take a parent-death signal: dying with the supervisor would leave the group
- * behind, while EOF on the socket makes it kill the group first.
+ * kills it when the reaper dies, and only after its pid is on the supervisor's socket (the gate in
+ * `startCommand`); the supervisor kills the group when the reaper exits. The reaper itself takes no
+ * parent-death signal: dying with the supervisor would leave the group behind, while EOF on the
+ * socket makes it kill the group first.
  *
  * The reaper runs in a session of its own (so `kill -STOP -<supervisor's pgid>` or Ctrl-Z does not
  * freeze it with the supervisor) and ignores every catchable signal: the supervisor decides what the
- * command gets. When the command exits, what it left in its group
- * gets SIGTERM, then SIGKILL after the grace (or at the deadline); `gone` is reported only once the
- * group is empty, which is when the supervisor may let the term go.
+ * command gets. When the command exits, what it left in its group gets SIGTERM, then SIGKILL after
+ * the grace (or at the deadline); `gone` is reported only once the group is empty, which is when the
+ * supervisor may let the term go.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { systemClock, type Timer } from '../core/clock.js';
-import { findExecutable, groupAlive, pdeathsigHelper, signalGroup } from './process-group.js';
+import { findExecutable, GATE_SCRIPT, groupAlive, pdeathsigHelper, signalGroup } from './process-group.js';
 import { decodeToReaper, encodeFromReaper, LineReader, type FromReaper } from './watchdog-protocol.js';
 
 /** How long the group may take to disappear after SIGKILL before `gone` is reported anyway. */
 const AFTER_KILL_BOUND_MS = 2000;
 const CONTROL_FD = 3;
 
-const [graceArg, deadlineArg, sep, command, ...commandArgs] = process.argv.slice(2);
-if (sep !== '--' || !command || !/^\d+$/.test(graceArg ?? '') || !/^\d+$/.test(deadlineArg ?? '')) {
-  process.stderr.write('leaderlock reaper: started by `leaderlock run` only (usage: reaper <graceMs> <deadlineMs> -- <command> [args…])\n');
+const [graceArg, sep, command, ...commandArgs] = process.argv.slice(2);
+if (sep !== '--' || !command || !/^\d+$/.test(graceArg ?? '')) {
+  process.stderr.write('leaderlock reaper: started by `leaderlock run` only (usage: reaper <graceMs> -- <command> [args…])\n');
   process.exit(64);
 }
 const graceMs = Number(graceArg);
@@ -50,11 +50,19 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2
 }
 
 const control = new Socket({ fd: CONTROL_FD, readable: true, writable: true });
-const send = (m: FromReaper): void => {
-  if (control.writable) control.write(encodeFromReaper(m));
+const send = (m: FromReaper, then?: () => void): void => {
+  if (control.writable) control.write(encodeFromReaper(m), then);
 };
 const say = (line: string): void => void process.stderr.write(`leaderlock: watchdog: ${line}\n`);
+const leave = (): void => {
+  if (control.writable) control.end(() => process.exit(0));
+  else process.exit(0);
+  // The supervisor may be frozen with the socket buffer full: do not wait on it for ever.
+  clock.setTimer(() => process.exit(0), 1000, { unref: true });
+};
 
+/** Before the first `deadline`: when `ready` was sent, which the answer is counted from. */
+let readyAt: number | undefined;
 let child: ChildProcess | undefined;
 let pgid = 0;
 let leaderExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -95,10 +103,7 @@ async function finish(): Promise<void> {
   graceTimer?.cancel();
   const exit = leaderExit ?? { code: null, signal: 'SIGKILL' as const };
   send({ type: 'gone', code: exit.code, signal: exit.signal });
-  if (control.writable) control.end(() => process.exit(0));
-  else process.exit(0);
-  // The supervisor may be frozen with the socket buffer full: do not wait on it for ever.
-  clock.setTimer(() => process.exit(0), 1000, { unref: true });
+  leave();
 }
 
 /** The command exited: what it left in its group gets SIGTERM (unless sent already), SIGKILL after the grace. */
@@ -112,9 +117,42 @@ function onLeaderExit(code: number | null, signal: NodeJS.Signals | null): void 
   void finish();
 }
 
+/** The answer to `ready`: start the command, unless the term has run out or it cannot run. */
+function onFirstDeadline(ms: number, sentReadyAt: number): void {
+  const left = ms - (clock.now() - sentReadyAt);
+  if (left <= 0) {
+    say(`the term ran out before ${command} could start`);
+    send({ type: 'killed', why: 'deadline' });
+    send({ type: 'gone', code: null, signal: 'SIGKILL' });
+    leave();
+    return;
+  }
+  armDeadline(left);
+  const found = findExecutable(command!, process.env.PATH);
+  if (!found.ok) {
+    send({ type: 'spawn-error', code: found.code });
+    leave();
+    return;
+  }
+  startCommand(command!, commandArgs);
+}
+
 function onControlLine(line: string): void {
   const m = decodeToReaper(line);
-  if (!m || finishing && m.type === 'deadline') return;
+  if (!m || finishing) return;
+  if (readyAt !== undefined) {
+    // Not started yet: a stop before the start means never starting.
+    const at = readyAt;
+    if (m.type === 'deadline') {
+      readyAt = undefined;
+      onFirstDeadline(m.ms, at);
+    } else if (m.target === 'group' && ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGKILL'].includes(m.signal)) {
+      readyAt = undefined;
+      send({ type: 'gone', code: null, signal: m.signal });
+      leave();
+    }
+    return;
+  }
   if (m.type === 'deadline') {
     armDeadline(m.ms);
     return;
@@ -127,43 +165,42 @@ function onControlLine(line: string): void {
   if (m.signal === 'SIGTERM' || m.signal === 'SIGKILL') termSent = true;
 }
 
+/**
+ * Starts the command through a gate: `sh` waits for one line on fd 3 before exec'ing it (same pid,
+ * so the pid is the group id). The line is written only after `started <pid>` is on the supervisor's
+ * socket: were this process killed in between, the command would never run — rather than run with
+ * a group id nobody knows. `exec 3<&-` leaves the command no trace of the gate.
+ */
+function startCommand(cmd: string, cmdArgs: readonly string[]): void {
+  const gate = ['/bin/sh', '-c', GATE_SCRIPT, cmd, ...cmdArgs];
+  const setpriv = pdeathsigHelper();
+  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', ...gate] : gate;
+  const c = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  child = c;
+  c.once('error', (err: NodeJS.ErrnoException) => {
+    if (pgid) return;
+    send({ type: 'spawn-error', code: err.code ?? 'UNKNOWN' });
+    leave();
+  });
+  if (c.pid === undefined) return;
+  pgid = c.pid;
+  c.once('exit', onLeaderExit);
+  const open = c.stdio[3] as Socket;
+  open.on('error', () => undefined); // the command was killed before reading it
+  // Open the gate once `started` has been handed to the kernel (the write callback).
+  send({ type: 'started', pid: pgid }, () => open.end('go\n'));
+}
+
 const reader = new LineReader(onControlLine);
 control.on('data', (d: Buffer) => reader.push(d));
 // EOF (or a reset): the supervisor is gone, and with it whoever could extend or end the term.
 const onSupervisorGone = (): void => {
+  readyAt = undefined;
   killGroup('supervisor gone');
   void finish();
 };
 control.on('end', onSupervisorGone);
 control.on('error', onSupervisorGone);
 
-const firstDeadline = Number(deadlineArg) - clock.now();
-armDeadline(firstDeadline);
-const found = findExecutable(command, process.env.PATH);
-if (firstDeadline <= 0) {
-  // This process took longer to start than the term had left: the command must not start at all.
-  say(`the term ran out before ${command} could start`);
-  send({ type: 'killed', why: 'deadline' });
-  send({ type: 'gone', code: null, signal: 'SIGKILL' });
-  control.end(() => process.exit(0));
-} else if (!found.ok) {
-  send({ type: 'spawn-error', code: found.code });
-  control.end(() => process.exit(0));
-} else {
-  const setpriv = pdeathsigHelper();
-  // setpriv execs the command with execvp: the same PATH search as the check above, argv[0] as given.
-  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', command, ...commandArgs] : [command, ...commandArgs];
-  // fd 3 of the command is /dev/null, not an inherited copy of the control socket.
-  const devNull = openSync('/dev/null', 'r+');
-  child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['inherit', 'inherit', 'inherit', devNull] });
-  child.once('error', (err: NodeJS.ErrnoException) => {
-    if (pgid) return;
-    send({ type: 'spawn-error', code: err.code ?? 'UNKNOWN' });
-    control.end(() => process.exit(0));
-  });
-  if (child.pid !== undefined) {
-    pgid = child.pid;
-    send({ type: 'started', pid: pgid });
-    child.once('exit', onLeaderExit);
-  }
-}
+readyAt = clock.now();
+send({ type: 'ready' });

@@ -3,16 +3,23 @@
  * over a socket pair that only the two of them hold. One message per line, fields separated by one
  * space; pure functions so both ends (and the tests) share one definition.
  *
+ * The two processes have different monotonic clocks, so only a remaining time crosses, never a
+ * timestamp. Start-up is a handshake so that the reaper's start-up time (up to seconds on a loaded
+ * host) is never added to a deadline: the reaper says `ready`, the supervisor answers with the time
+ * left in the term *now*, and the reaper counts it from when it sent `ready` (the supervisor measured
+ * it no earlier), then starts the command. Later `deadline` lines count from when they are read: late
+ * by the time a line takes to reach an idle process, well inside the ttl × drift margin.
+ *
  * Supervisor → reaper:
- *   `deadline <ms>`            SIGKILL the group <ms> from when this line is read, unless a later
- *                              `deadline` moves it (sent on every confirmed renew: the supervisor's
- *                              clock and the reaper's are different monotonic clocks, so only a
- *                              remaining time crosses, never a timestamp).
+ *   `deadline <ms>`            SIGKILL the group <ms> from now unless a later `deadline` moves it
+ *                              (the answer to `ready`, then one after every confirmed renew).
  *   `signal <SIG> group|leader` send <SIG> to the whole process group, or to the command only.
  * Reaper → supervisor:
+ *   `ready`                    loaded; waiting for the first `deadline` before starting the command.
  *   `started <pid>`            the command runs; its pid is also its process group id.
  *   `spawn-error <code>`       it could not be started (ENOENT, EACCES, ...); the reaper exits.
- *   `killed <why>`             the reaper SIGKILLed the group by itself (`deadline`).
+ *   `killed <why>`             the reaper SIGKILLed the group by itself (`deadline`), or did not start
+ *                              the command because the term had run out.
  *   `gone <code|-> <signal|->` the command has exited and no process of its group is left; the
  *                              reaper exits next. `<code>`/`<signal>` are the command's own.
  */
@@ -20,6 +27,7 @@
 export type ToReaper = { type: 'deadline'; ms: number } | { type: 'signal'; signal: NodeJS.Signals; target: 'group' | 'leader' };
 
 export type FromReaper =
+  | { type: 'ready' }
   | { type: 'started'; pid: number }
   | { type: 'spawn-error'; code: string }
   | { type: 'killed'; why: string }
@@ -40,6 +48,8 @@ export function decodeToReaper(line: string): ToReaper | undefined {
 
 export function encodeFromReaper(m: FromReaper): string {
   switch (m.type) {
+    case 'ready':
+      return 'ready\n';
     case 'started':
       return `started ${m.pid}\n`;
     case 'spawn-error':
@@ -53,6 +63,7 @@ export function encodeFromReaper(m: FromReaper): string {
 
 export function decodeFromReaper(line: string): FromReaper | undefined {
   const [type, a, b] = line.trim().split(' ');
+  if (type === 'ready' && a === undefined) return { type };
   if (type === 'started' && a !== undefined && /^\d+$/.test(a)) return { type, pid: Number(a) };
   if (type === 'spawn-error' && a) return { type, code: a };
   if (type === 'killed' && a) return { type, why: a };

@@ -69,13 +69,15 @@ export class WatchedCommand extends EventEmitter {
   readonly #log: (line: string) => void;
   readonly #clock: Clock;
   #done = false;
+  #ready = false;
   #extendTo: number | undefined;
 
   constructor(command: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: WatchOptions) {
     super();
     this.#log = opts.log ?? (() => undefined);
     this.#clock = opts.clock ?? systemClock;
-    const argv = [...loaderFlags(process.execArgv), fileURLToPath(REAPER), String(Math.round(opts.graceMs)), String(Math.max(0, Math.floor(opts.deadlineMs))), '--', command, ...args];
+    this.#extendTo = this.#clock.now() + opts.deadlineMs;
+    const argv = [...loaderFlags(process.execArgv), fileURLToPath(REAPER), String(Math.round(opts.graceMs)), '--', command, ...args];
     // detached: a session of its own, so stopping the supervisor's process group (Ctrl-Z, kill -STOP
     // -pgid) does not stop the reaper with it.
     this.#reaper = spawn(process.execPath, argv, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env, detached: true });
@@ -94,13 +96,13 @@ export class WatchedCommand extends EventEmitter {
   }
 
   /**
-   * Moves the reaper's deadline to `ms` from now (after a confirmed renew). Before the reaper has
-   * reported `started` it is still loading and would read the line late, adding its start-up time to
-   * the deadline: the latest extension is kept and sent, recomputed, once it runs.
+   * Moves the reaper's deadline to `ms` from now (after a confirmed renew). Until the reaper says
+   * `ready` it is still loading and would read the line late, adding its start-up time to the
+   * deadline: the latest deadline is kept and sent, recomputed, as the answer to `ready`.
    */
   extend(ms: number): void {
     this.#extendTo = this.#clock.now() + ms;
-    if (this.pid !== undefined) this.#flushDeadline();
+    if (this.#ready) this.#flushDeadline();
   }
 
   #flushDeadline(): void {
@@ -130,10 +132,10 @@ export class WatchedCommand extends EventEmitter {
   #onLine(line: string): void {
     const m = decodeFromReaper(line);
     if (!m) return;
-    if (m.type === 'started') {
-      this.pid = m.pid;
+    if (m.type === 'ready') {
+      this.#ready = true;
       this.#flushDeadline();
-    }
+    } else if (m.type === 'started') this.pid = m.pid;
     else if (m.type === 'spawn-error') this.#fail(Object.assign(new Error(m.code), { code: m.code }));
     else if (m.type === 'killed') {
       this.#log(`the watchdog killed the command's process group (${m.why})`);

@@ -1,8 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GATE_SCRIPT } from '../../src/cli/process-group.js';
 import { spawnWatched, type WatchedCommand } from '../../src/cli/watchdog.js';
 import { decodeFromReaper, decodeToReaper, encodeFromReaper, encodeToReaper, LineReader } from '../../src/cli/watchdog-protocol.js';
 
@@ -65,7 +68,7 @@ describe('watchdog protocol', () => {
     for (const m of [{ type: 'deadline', ms: 1500 }, { type: 'signal', signal: 'SIGTERM', target: 'group' }, { type: 'signal', signal: 'SIGHUP', target: 'leader' }] as const) {
       assert.deepEqual(decodeToReaper(encodeToReaper(m)), m);
     }
-    for (const m of [{ type: 'started', pid: 42 }, { type: 'spawn-error', code: 'ENOENT' }, { type: 'killed', why: 'deadline' }, { type: 'gone', code: 3, signal: null }, { type: 'gone', code: null, signal: 'SIGKILL' }] as const) {
+    for (const m of [{ type: 'ready' }, { type: 'started', pid: 42 }, { type: 'spawn-error', code: 'ENOENT' }, { type: 'killed', why: 'deadline' }, { type: 'gone', code: 3, signal: null }, { type: 'gone', code: null, signal: 'SIGKILL' }] as const) {
       assert.deepEqual(decodeFromReaper(encodeFromReaper(m)), m);
     }
     for (const bad of ['deadline -5', 'deadline soon', 'signal TERM group', 'signal SIGTERM everyone', 'gone x y', 'rm -rf /']) {
@@ -86,6 +89,29 @@ describe('watchdog protocol', () => {
   });
 });
 
+describe('the start gate (the command runs only once its pid is reported)', () => {
+  async function gate(write: string | undefined, script: string, dir: string): Promise<{ code: number | null; out: string }> {
+    const f = join(dir, 'out');
+    const c = spawn('/bin/sh', ['-c', GATE_SCRIPT, 'sh', '-c', script.replaceAll('OUT', f)], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+    const fd3 = c.stdio[3] as Socket;
+    if (write === undefined) fd3.destroy();
+    else fd3.end(write);
+    const code = await new Promise<number | null>((resolve) => c.once('exit', resolve));
+    return { code, out: existsSync(f) ? readFileSync(f, 'utf8').trim() : '' };
+  }
+
+  it('EOF instead of the go line: the command never runs (exit 125)', () =>
+    withDir(async (dir) => {
+      assert.deepEqual(await gate(undefined, 'echo ran > OUT', dir), { code: 125, out: '' });
+    }));
+
+  it('after the go line the command runs with its arguments, in the same process, with fd 3 closed', () =>
+    withDir(async (dir) => {
+      const r = await gate('go\n', '[ -e /proc/self/fd/3 ] && echo "fd3 open $0" > OUT || echo "fd3 closed $0" > OUT; exit 4', dir);
+      assert.deepEqual(r, { code: 4, out: 'fd3 closed sh' });
+    }));
+});
+
 describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
   it('not extended: SIGKILLs the whole group (the command and what it started) at the deadline', () =>
     withDir(async (dir) => {
@@ -96,8 +122,8 @@ describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
       const o = await done;
       assert.equal(o.signal, 'SIGKILL');
       assert.equal(o.watchdog, true, 'the reaper reported that it killed the group');
-      // Counted from the reaper's own start, so no later than deadline + its start-up.
-      assert.ok(o.afterMs >= 2900 && o.afterMs < 6000, `killed after ${o.afterMs.toFixed(0)} ms`);
+      // The reaper's start-up is not added (the handshake answers with the time left then).
+      assert.ok(o.afterMs >= 2000 && o.afterMs < 6000, `killed after ${o.afterMs.toFixed(0)} ms`);
       assert.equal(alive(bg), false, 'the background child died with the group');
       assert.equal(alive(c.pid!), false);
     }));
@@ -106,11 +132,9 @@ describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
     withDir(async (dir) => {
       const f = join(dir, 'bg');
       const t0 = performance.now();
-      // The first deadline counts from the reaper's own start (later than t0): 5 s leaves room for a
-      // slow start under load (a reaper that starts after its deadline never starts the command).
       const c = spawnWatched('sh', ['-c', `sleep 60 & echo $! > ${f}; wait`], process.env, { deadlineMs: 5000, graceMs: 500 });
       const done = outcome(c);
-      c.extend(30_000); // before `started`: kept and sent once the reaper reads
+      c.extend(30_000); // before `ready`: kept and sent as the answer to it
       const bg = await pidFrom(f);
       const pastFirstDeadline = Math.max(0, t0 + 6500 - performance.now());
       const early = await Promise.race([done, new Promise<'running'>((r) => setTimeout(() => r('running'), pastFirstDeadline))]);
@@ -128,11 +152,11 @@ describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
       const c = spawnWatched('sh', ['-c', `trap '' TERM; sleep 60 & echo $! > ${f}; exec sleep 60`], process.env, { deadlineMs: 60_000, graceMs: 500 });
       const done = outcome(c);
       const bg = await pidFrom(f);
-      const leader = c.pid!;
       process.kill(c.reaperPid!, 'SIGKILL');
       const o = await done;
+      assert.equal(o.error, undefined, 'the pid was known before the command ran');
       assert.equal(o.signal, 'SIGKILL');
-      assert.equal(alive(leader), false);
+      assert.equal(alive(c.pid!), false);
       assert.equal(alive(bg), false);
     }));
 
@@ -147,7 +171,7 @@ describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
       assert.equal(alive(bg), false, 'the leftover was gone before exit was reported');
     }));
 
-  it('a reaper that starts after its first deadline never starts the command', () =>
+  it('the term ran out before the reaper was ready: the command never starts', () =>
     withDir(async (dir) => {
       const f = join(dir, 'started');
       const o = await outcome(spawnWatched('sh', ['-c', `echo yes > ${f}`], process.env, { deadlineMs: 0, graceMs: 500 }));
