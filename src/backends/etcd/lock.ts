@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { Clock } from '../../core/clock.js';
 import { BackendUnavailableError, LeaderLockError, LockLostError } from '../../core/errors.js';
-import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
+import { Term, type AcquireOptions, type LeaderLock, type LeaderRecord, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
 import { Problems, assertHolder } from '../../core/options.js';
 import { isLeaseGone, mapEtcdError } from './errors.js';
@@ -47,6 +47,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #held = new Map<Term, wire.LeaseId>();
   readonly #releasing = new Set<Term>();
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
+  /** Records built with our own ttl as a stand-in because their holder's lease TTL was not known yet. */
+  readonly #unknownLease = new WeakMap<LeaderRecord, wire.LeaseId>();
   #warnedForeign: bigint | undefined;
   #closed = false;
 
@@ -236,10 +238,29 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
 
   watch(options: { signal: AbortSignal }): AsyncIterable<LockState> {
     this.#assertOpen();
-    return watchLock(
+    const feed = watchLock(
       { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s) => this.#toState(l, s), warn: (e) => this.emit('warning', e) },
       options.signal,
     );
+    return this.#withHolderTtl(feed, options.signal);
+  }
+
+  /**
+   * `ttlMs` is the holder's lease TTL, as in `get()` (issue 12): a state whose holder rides on a lease
+   * we have not asked about yet waits for one LeaseTimeToLive call (once per lease, bounded by the
+   * request timeout); a state without a leader, or with a known lease, passes straight through.
+   */
+  async *#withHolderTtl(states: AsyncIterable<LockState>, signal: AbortSignal): AsyncGenerator<LockState, void, undefined> {
+    for await (const state of states) {
+      const lease = state.leader && this.#unknownLease.get(state.leader);
+      if (lease === undefined || this.#leaseTtl.has(lease)) {
+        yield state;
+        continue;
+      }
+      await this.#learnLeaseTtl(lease, signal);
+      const ttlMs = this.#leaseTtl.get(lease);
+      yield ttlMs === undefined ? state : { ...state, leader: { ...state.leader!, ttlMs } };
+    }
   }
 
   /** Releases held terms (best effort), then detaches from the session (closes it when it is ours). Idempotent. */
@@ -283,12 +304,19 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState {
     const stored = wire.storedLeader(leader);
     if (stored?.foreign) this.#warnForeign(stored);
-    return wire.toLockState(leader, successor, (lease) => this.#leaseTtl.get(lease) ?? this.ttlMs);
+    let unknown: wire.LeaseId | undefined;
+    const state = wire.toLockState(leader, successor, (lease) => {
+      const known = this.#leaseTtl.get(lease);
+      if (known === undefined) unknown = lease;
+      return known ?? this.ttlMs;
+    });
+    if (state.leader && unknown !== undefined) this.#unknownLease.set(state.leader, unknown);
+    return state;
   }
 
-  async #learnLeaseTtl(lease: wire.LeaseId): Promise<void> {
+  async #learnLeaseTtl(lease: wire.LeaseId, signal?: AbortSignal): Promise<void> {
     try {
-      const res = await this.session.call('etcd lease ttl', (rpc, o) => rpc.leaseClient.leaseTimeToLive({ ID: lease }, o));
+      const res = await this.session.call('etcd lease ttl', (rpc, o) => rpc.leaseClient.leaseTimeToLive({ ID: lease }, o), { signal });
       const granted = Number(res.grantedTTL);
       if (granted > 0) {
         if (this.#leaseTtl.size > 64) this.#leaseTtl.clear();
