@@ -8,6 +8,7 @@ import { untilAborted } from '../core/abort.js';
 import { asError } from './as-error.js';
 import { Waker } from './waker.js';
 import { TermWork, type Work } from './work.js';
+import { withToJson, type ElectorStatusJson } from './status-json.js';
 
 const log = logger('elector');
 
@@ -38,6 +39,11 @@ export interface ElectorStatus {
   transitions: number;
   /** Failed renew attempts since construction. */
   renewFailures: number;
+  /**
+   * `JSON.stringify(status)` works: the token as a decimal string, plus remaining ms and wall-clock
+   * ISO times next to the monotonic values (see `ElectorStatusJson`). Not enumerable.
+   */
+  toJSON(): ElectorStatusJson;
 }
 
 export interface RenewInfo {
@@ -155,7 +161,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     const live = this.#observed?.leader?.live ? this.#observed.leader : undefined;
     const loopAgeMs = now - this.#loopAt;
     const role: ElectorRole = !this.#ac ? 'stopped' : term ? 'leader' : this.#leader ? 'follower' : this.#campaigning ? 'candidate' : 'observer';
-    const status: ElectorStatus = {
+    const status: Omit<ElectorStatus, 'toJSON'> = {
       identity: o.identity,
       role,
       ttlMs: o.ttlMs,
@@ -175,7 +181,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     } else if (live) {
       status.token = live.token;
     }
-    return status;
+    return withToJson(status, now, this.#clock.date());
   }
 
   /**

@@ -366,6 +366,31 @@ describe('LeaderElector: observer and options', () => {
     assert.equal(c.node('a').elector.status().role, 'stopped');
   });
 
+  it('issue 12: JSON.stringify(status()) works: token as a decimal string, remaining ms and wall-clock ISO times', async () => {
+    const c = cluster(2);
+    await c.node('a').elector.start();
+    await c.node('b').elector.start();
+    await c.clock.advance(1_000);
+    const status = c.node('a').elector.status();
+    const json = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
+    assert.equal(json.token, status.token!.toString());
+    assert.equal(json.role, 'leader');
+    assert.equal(json.validUntil, status.validUntil);
+    const now = c.clock.now();
+    const wall = c.clock.date().getTime();
+    assert.equal(json.at, new Date(wall).toISOString());
+    assert.equal(json.validForMs, status.validUntil! - now);
+    assert.ok((json.validForMs as number) > 0);
+    assert.equal(json.validUntilAt, new Date(wall + status.validUntil! - now).toISOString());
+    assert.equal(json.lastRenewAt, new Date(wall - status.lastRenewAgeMs!).toISOString());
+    // toJSON is not enumerable: the status still compares and spreads as plain data.
+    assert.equal(Object.keys(status).includes('toJSON'), false);
+    const follower = JSON.parse(JSON.stringify(c.node('b').elector.status())) as Record<string, unknown>;
+    assert.equal(follower.token, status.token!.toString());
+    assert.equal(follower.validForMs, undefined);
+    await c.stopAll();
+  });
+
   it('Symbol.asyncDispose stops the elector and releases', async () => {
     const c = cluster(1);
     {
