@@ -58,6 +58,8 @@ export function checkIdentity(p: Problems, identity: unknown, name = 'identity')
     p.add(`${name} must be a non-empty string, got ${JSON.stringify(identity)}`);
     return '';
   }
+  // Only whitespace reads as "no holder" in every tool that shows it (and Kubernetes trims it away).
+  if (!p.check(identity.trim() !== '', `${name} must not be blank, got ${JSON.stringify(identity)}`)) return identity;
   // eslint-disable-next-line no-control-regex
   p.check(!/[\u0000-\u001f\u007f]/.test(identity), `${name} must not contain control characters`);
   p.check(identity.length <= 253, `${name} must be at most 253 characters, got ${identity.length}`);

@@ -322,6 +322,16 @@ describe('LeaderElector: observer and options', () => {
     assert.match(err.message, /onLoss/);
   });
 
+  it('issue 12: a blank identity is a ConfigError in the elector and in acquire()', async () => {
+    const store = new MemoryStore({ clock: new VirtualClock() });
+    const lock = new MemoryLock(store, { ttlMs: 10_000, clock: store.clock });
+    for (const blank of [' ', '\t \u00a0']) {
+      assert.throws(() => new LeaderElector(lock, { identity: blank }), (e: unknown) => e instanceof ConfigError && /identity must not be blank/.test(e.message));
+      await assert.rejects(lock.acquire(blank), (e: unknown) => e instanceof ConfigError && /holder must not be blank/.test(e.message));
+    }
+    await lock.close();
+  });
+
   it('explain() states what the timings imply and rejects unsafe combinations', () => {
     const e = LeaderElector.explain({ ttlMs: 15_000 });
     assert.equal(e.ok, true);
