@@ -197,6 +197,37 @@ describe('leaderlock CLI: backend failures map to sysexits codes', () => {
       assert.equal(await runCli(['run', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--', 'true'], t.io), code);
     });
   }
+  it('issue 12: run --listen serves /metrics out of the box, with prom-client not importable', async (t) => {
+    // A resolve hook makes `import('prom-client')` fail as if it were not installed (npx, global installs).
+    const hook = `export async function resolve(s, c, next) { if (s === 'prom-client') throw Object.assign(new Error('blocked by test'), { code: 'ERR_MODULE_NOT_FOUND' }); return next(s, c); }`;
+    const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+    const child = spawn(
+      process.execPath,
+      ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--import', 'tsx', MAIN, 'run', '--backend', 'memory', '--key', 'k', '--listen', '127.0.0.1:0', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'],
+      { env: { ...process.env, DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    t.after(() => child.kill('SIGKILL'));
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const bound = setTimeout(() => reject(new Error(`no health endpoint line; stderr: ${stderr}`)), 20_000);
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /health endpoints on (http:\/\/[\d.:]+)\//.exec(stderr);
+        if (m && /elected/.test(stderr)) {
+          clearTimeout(bound);
+          resolve(m[1]!);
+        }
+      });
+    });
+    const probe = await fetch(`${url}/metrics`);
+    const body = await probe.text();
+    assert.equal(probe.status, 200, body);
+    assert.match(body, /leaderlock_is_leader\{backend="memory",key="k"\} 1/);
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  });
+
   it('--listen on a port in use is a usage error (64) naming the address', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
