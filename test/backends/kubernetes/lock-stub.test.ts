@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
+import { BackendUnavailableError, ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
 import type { LockState } from '../../../src/core/lock.js';
 import { KubernetesLock } from '../../../src/backends/kubernetes/lock.js';
 import type { KubernetesLockOptions } from '../../../src/backends/kubernetes/lock-options.js';
@@ -336,6 +336,51 @@ describe('KubernetesLock watch stream and foreign writers', () => {
       assert.equal(seen.at(-1)?.leader?.token, t1.token, 'the change after the 410 arrived');
       assert.ok(api.requests.filter((r) => r.method === 'GET').length > gets, 're-listed');
       assert.ok(api.watchCalls >= 2);
+      ac.abort();
+      await done;
+    } finally {
+      ac.abort();
+      await close();
+    }
+  });
+
+  it('issue 12: one broken watch stream (an API node failing over) is no warning; three failures in a row are one', async () => {
+    const { api, clock, make, close } = setup();
+    const ac = new AbortController();
+    let breaks = 1;
+    let cut: AbortController | undefined;
+    const watch = api.watch.bind(api);
+    api.watch = (opts) => {
+      if (breaks > 0) {
+        breaks--;
+        return (async function* (): AsyncGenerator<never> {
+          throw new BackendUnavailableError(`watch ${opts.path} broke: UND_ERR_DESTROYED`, { backend: 'kubernetes' });
+        })();
+      }
+      cut = new AbortController();
+      return watch({ ...opts, signal: AbortSignal.any([opts.signal, cut.signal]) });
+    };
+    try {
+      const w = make();
+      const warnings: string[] = [];
+      w.on('warning', (e: Error) => warnings.push(e.message));
+      const seen: LockState[] = [];
+      const done = (async () => {
+        for await (const s of w.watch({ signal: ac.signal })) seen.push(s);
+      })();
+      await clock.advance(0);
+      await clock.advance(150); // past the first backoff: the watch resumes
+      const a = make();
+      const t1 = (await a.acquire('node-a'))!;
+      await clock.advance(0);
+      assert.equal(seen.at(-1)?.leader?.token, t1.token, 'the watch resumed after the break');
+      assert.deepEqual(warnings, []);
+      // Now the stream ends and the next three attempts fail: that is worth one warning.
+      breaks = 3;
+      cut!.abort();
+      await clock.advance(100 + 200 + 400 + 50);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /watch .* broke: UND_ERR_DESTROYED/);
       ac.abort();
       await done;
     } finally {
