@@ -53,7 +53,7 @@ async function waitFor(p: Proc, re: RegExp, ms: number): Promise<void> {
 
 async function exitsWithin(p: Proc, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not exit within ${ms} ms after SIGTERM; output: ${p.out()}`)), ms)));
+  const bound = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not exit within ${ms} ms; output: ${p.out()}`)), ms)));
   try {
     return await Promise.race([p.exited, bound]);
   } finally {
@@ -70,6 +70,37 @@ after(async () => {
   for (const p of procs) p.child.kill('SIGKILL');
   rmSync(SCRIPT, { force: true });
   await cluster?.stop();
+});
+
+/** The first ```ts block after `marker`. */
+function blockAfter(readme: string, marker: string): string {
+  const at = readme.indexOf(marker);
+  if (at < 0) throw new Error(`README has no ${JSON.stringify(marker)}`);
+  const m = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (!m) throw new Error(`no ts block after ${JSON.stringify(marker)}`);
+  return m[1]!;
+}
+
+describe('README FakeKubeApiServer quick start', () => {
+  it('issue 12: runs as written and leads; the install line names selfsigned', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const marker = 'A controller test on `FakeKubeApiServer`';
+    assert.match(readme.slice(readme.indexOf(marker)), /^npm install --save-dev selfsigned/m);
+    const script = fileURLToPath(new URL('./readme-kube.tmp.ts', import.meta.url));
+    writeFileSync(script, blockAfter(readme, marker));
+    try {
+      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p: Proc = { child, out: () => out, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      procs.push(p);
+      assert.equal(await exitsWithin(p, 60_000), 0, out);
+      assert.match(out, /leading: true/);
+    } finally {
+      rmSync(script, { force: true });
+    }
+  });
 });
 
 describe('README API tour', () => {
