@@ -72,3 +72,23 @@ export function assertHolder(holder: unknown, backend: Backend): asserts holder 
   checkIdentity(p, holder, 'holder');
   p.throwIfAny(backend);
 }
+
+/** Leader metadata limit: small enough for any backend's value/annotation and for every watch event. */
+export const MAX_METADATA_BYTES = 1024;
+
+/** Leader metadata: a string of at most `MAX_METADATA_BYTES` UTF-8 bytes (undefined: none). */
+export function checkMetadata(p: Problems, metadata: unknown, name = 'metadata'): string | undefined {
+  if (metadata === undefined) return undefined;
+  if (!p.check(typeof metadata === 'string', `${name} must be a string, got ${typeof metadata}`)) return undefined;
+  const bytes = Buffer.byteLength(metadata as string, 'utf8');
+  p.check(bytes <= MAX_METADATA_BYTES, `${name} must be at most ${MAX_METADATA_BYTES} bytes of UTF-8, got ${bytes}`);
+  return metadata as string;
+}
+
+/** `acquire()`'s guard for `options.metadata` (a `ConfigError` beyond the limit). */
+export function assertMetadata(metadata: unknown, backend: Backend): string | undefined {
+  const p = new Problems();
+  const m = checkMetadata(p, metadata);
+  p.throwIfAny(backend);
+  return m;
+}

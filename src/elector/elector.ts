@@ -55,7 +55,8 @@ export interface RenewInfo {
 export interface LeaderElectorEvents {
   elected: [term: Term];
   lost: [term: Term, reason: LostReason];
-  leader: [holder: string | undefined];
+  /** The observed leader changed (holder, or the metadata it published with its term). */
+  leader: [holder: string | undefined, metadata: string | undefined];
   warning: [err: Error];
   renew: [info: RenewInfo];
 }
@@ -102,6 +103,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   #observed: LockState | undefined;
   #leader: string | undefined;
+  #leaderMetadata: string | undefined;
   #campaigning: boolean;
   #holdBackUntil = -Infinity;
   #loopAt: number;
@@ -144,6 +146,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   /** The current holder as far as this elector knows (us while leading). */
   get leader(): string | undefined {
     return this.#leader;
+  }
+  /** The metadata the current leader published with its term (ours while leading), if any. */
+  get leaderMetadata(): string | undefined {
+    return this.#leaderMetadata;
   }
   /** Our current term, while leading. */
   get term(): Term | undefined {
@@ -329,7 +335,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     // No abort signal on purpose: an acquire cut short may still be applied by the server, and we
     // could not tell our record from an earlier incarnation's. stop() waits for it (the lock's own
     // request deadline bounds that) and gives back a win that arrives after stop() began.
-    const term = await this.#lock.acquire(this.#opts.identity);
+    const term = await this.#lock.acquire(this.#opts.identity, this.#opts.metadata === undefined ? undefined : { metadata: this.#opts.metadata });
     if (!term) return this.#opts.retryPeriodMs;
     if (signal.aborted || !term.isValid()) {
       // Won after stop() began, or the answer came too late to use: give it back at once.
@@ -349,7 +355,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#armDeadline(term);
     term.signal.addEventListener('abort', () => this.#onTermEnded(term), { once: true });
     log('%s elected, token %s', this.#opts.identity, term.token);
-    this.#setLeader(this.#opts.identity);
+    this.#setLeader(this.#opts.identity, this.#opts.metadata);
     this.emit('elected', term);
     for (const fn of this.#works) if (!term.ended) this.#startWork(fn, term);
   }
@@ -400,8 +406,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#termAc = undefined;
     log('%s lost term %s: %s', this.#opts.identity, term.token, reason);
     this.emit('lost', term, reason);
-    const live = this.#observed?.leader?.live && this.#observed.leader.token !== term.token ? this.#observed.leader.holder : undefined;
-    this.#setLeader(live);
+    const live = this.#observed?.leader?.live && this.#observed.leader.token !== term.token ? this.#observed.leader : undefined;
+    this.#setLeader(live?.holder, live?.metadata);
     if (!VOLUNTARY.has(reason)) {
       if (this.#opts.onLoss === 'stop') this.#campaigning = false;
       // The record may still be ours on the server (deadline passed while unreachable): give it back
@@ -478,13 +484,14 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       if (!live || live.token !== term.token) this.#waker.wake();
       return;
     }
-    this.#setLeader(live?.holder);
+    this.#setLeader(live?.holder, live?.metadata);
     if (this.#shouldCampaign()) this.#waker.wake();
   }
 
-  #setLeader(holder: string | undefined): void {
-    if (holder === this.#leader) return;
+  #setLeader(holder: string | undefined, metadata?: string): void {
+    if (holder === this.#leader && metadata === this.#leaderMetadata) return;
     this.#leader = holder;
-    this.emit('leader', holder);
+    this.#leaderMetadata = holder === undefined ? undefined : metadata;
+    this.emit('leader', holder, this.#leaderMetadata);
   }
 }

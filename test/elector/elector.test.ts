@@ -332,6 +332,31 @@ describe('LeaderElector: observer and options', () => {
     await lock.close();
   });
 
+  it('issue 12: metadata option: followers get it with the leader event and get(); > 1 KiB is a ConfigError', async () => {
+    const c = cluster(2, { elector: {} });
+    const store = c.store;
+    const clock = c.clock;
+    assert.throws(() => new LeaderElector(c.node('a').lock, { identity: 'x', metadata: 'x'.repeat(1025) }), (e: unknown) => e instanceof ConfigError && /metadata must be at most 1024 bytes/.test(e.message));
+    const lockA = new MemoryLock(store, { clock, ttlMs: 15_000 });
+    const a = new LeaderElector(lockA, { identity: 'a2', metadata: 'http://10.0.0.1:8080' });
+    const b = c.node('b');
+    const events: Array<[string | undefined, string | undefined]> = [];
+    b.elector.on('leader', (holder, metadata) => events.push([holder, metadata]));
+    await a.start();
+    assert.equal(a.leaderMetadata, 'http://10.0.0.1:8080', 'ours while leading');
+    await b.elector.start();
+    await clock.advance(1);
+    assert.deepEqual(events.at(-1), ['a2', 'http://10.0.0.1:8080']);
+    assert.equal(b.elector.leaderMetadata, 'http://10.0.0.1:8080');
+    assert.equal((await b.lock.get()).leader?.metadata, 'http://10.0.0.1:8080');
+    await settle(clock, a.stop());
+    await clock.advance(1);
+    assert.equal(b.elector.isLeader, true);
+    assert.deepEqual(events.at(-1), ['b', undefined], 'b publishes nothing');
+    await settle(clock, lockA.close());
+    await c.stopAll();
+  });
+
   it('explain() states what the timings imply and rejects unsafe combinations', () => {
     const e = LeaderElector.explain({ ttlMs: 15_000 });
     assert.equal(e.ok, true);

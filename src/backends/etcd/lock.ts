@@ -4,7 +4,7 @@ import type { Clock } from '../../core/clock.js';
 import { BackendUnavailableError, LeaderLockError, LockLostError } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LeaderRecord, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
-import { Problems, assertHolder } from '../../core/options.js';
+import { Problems, assertHolder, assertMetadata } from '../../core/options.js';
 import { isLeaseGone, mapEtcdError } from './errors.js';
 import { resolveKey, resolveSessionOptions, type EtcdLockKeyOptions, type EtcdSessionOptions } from './options.js';
 import { EtcdSession, type KeepAliveResult } from './session.js';
@@ -81,16 +81,17 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
    */
   async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
     assertHolder(holder, 'etcd');
+    const metadata = assertMetadata(options.metadata, 'etcd');
     this.#assertOpen();
     const signal = options.signal;
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = await this.session.lease(signal);
       // 1. Refresh the lease and try to create the key, concurrently.
       const sentAt = this.clock.now();
-      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease), signal)]);
+      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease, metadata), signal)]);
       let won: { token: bigint } | 'again' | undefined;
       try {
-        won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
+        won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal, metadata) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
       } catch (err) {
         if (!isLeaseGone(err)) throw err;
         this.session.leaseLost(lease);
@@ -110,7 +111,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     throw new BackendUnavailableError(`etcd acquire of ${this.key}: the lease kept disappearing`, { backend: 'etcd' });
   }
 
-  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | 'again' | undefined> {
+  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal, metadata?: string): Promise<{ token: bigint } | 'again' | undefined> {
     if (res.succeeded) return { token: wire.revisionOf(res) };
     const [leaderKv, successorKv] = wire.rangeResults(res);
     const leader = wire.storedLeader(leaderKv);
@@ -121,7 +122,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     }
     if (successorKv && successorKv.value.toString('utf8') === holder) {
       // 3. We are the nominee: take the key and remove the nomination in one revision.
-      const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease), signal);
+      const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease, metadata), signal);
       log('%s nominee acquire of %s: %s at revision %s', holder, this.key, res2.succeeded, res2.header.revision);
       if (res2.succeeded) return { token: wire.revisionOf(res2) };
       const l2 = wire.storedLeader(wire.rangeResults(res2)[0]);
@@ -230,16 +231,16 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   /** One consistent (linearizable) read of the key and the nomination. */
   async get(): Promise<LockState> {
     this.#assertOpen();
-    const { leader, successor } = await this.#read();
+    const { leader, successor, meta } = await this.#read();
     const stored = wire.storedLeader(leader);
     if (stored && !stored.foreign && !this.#leaseTtl.has(stored.lease)) await this.#learnLeaseTtl(stored.lease);
-    return this.#toState(leader, successor);
+    return this.#toState(leader, successor, meta);
   }
 
   watch(options: { signal: AbortSignal }): AsyncIterable<LockState> {
     this.#assertOpen();
     const feed = watchLock(
-      { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s) => this.#toState(l, s), warn: (e) => this.emit('warning', e) },
+      { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s, m) => this.#toState(l, s, m), warn: (e) => this.emit('warning', e) },
       options.signal,
     );
     return this.#withHolderTtl(feed, options.signal);
@@ -291,17 +292,17 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     return this.#held.get(term);
   }
 
-  async #read(signal?: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; revision: bigint }> {
+  async #read(signal?: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; meta?: IKeyValue; revision: bigint }> {
     const res = await this.#txn('etcd read', wire.readTxn(this.#keys), signal);
-    const [leader, successor] = wire.rangeResults(res);
-    return { leader, successor, revision: wire.revisionOf(res) };
+    const [leader, successor, meta] = wire.rangeResults(res);
+    return { leader, successor, meta, revision: wire.revisionOf(res) };
   }
 
   #txn(what: string, req: ITxnRequest, signal: AbortSignal | undefined): Promise<ITxnResponse> {
     return this.session.call(what, (rpc, o) => rpc.kv.txn(req, o), { signal });
   }
 
-  #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState {
+  #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, meta?: IKeyValue): LockState {
     const stored = wire.storedLeader(leader);
     if (stored?.foreign) this.#warnForeign(stored);
     let unknown: wire.LeaseId | undefined;
@@ -309,7 +310,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       const known = this.#leaseTtl.get(lease);
       if (known === undefined) unknown = lease;
       return known ?? this.ttlMs;
-    });
+    }, meta);
     if (state.leader && unknown !== undefined) this.#unknownLease.set(state.leader, unknown);
     return state;
   }

@@ -3,7 +3,7 @@ import { sameTimeline, type Clock } from '../../core/clock.js';
 import { AbortedError, ConfigError, LockLostError, isAmbiguous } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LockState, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
-import { Problems, assertHolder, checkDrift, checkIdentity, checkTtl } from '../../core/options.js';
+import { Problems, assertHolder, assertMetadata, checkDrift, checkIdentity, checkTtl } from '../../core/options.js';
 import type { Faults } from './faults.js';
 import { Network } from './network.js';
 import type { MemoryStore } from './store.js';
@@ -140,12 +140,13 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
    */
   async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
     assertHolder(holder, 'memory');
+    const metadata = assertMetadata(options.metadata, 'memory');
     this.#assertOpen();
     const { store, key } = this;
     const requestId = `${this.#id}#${++this.#seq}`;
     const sentAt = this.#o.clock.now();
     try {
-      const r = await this.#request('acquire', () => store.create(key, holder, this.ttlMs, requestId), options.signal);
+      const r = await this.#request('acquire', () => store.create(key, holder, this.ttlMs, requestId, metadata), options.signal);
       return r.ok ? this.#startTerm(holder, r.token, sentAt) : undefined;
     } catch (err) {
       if (!isAmbiguous(err)) throw err;

@@ -39,6 +39,7 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
   lockConformance(
     {
       name: `kubernetes ${kind}, in-memory stub`,
+      metadata: true,
       ttlMs: TTL,
       newLock: async () => make(),
       // Candidates that watch keep observing; a lock that was not asked in between judges from its last look.
@@ -410,6 +411,32 @@ describe('KubernetesLock watch stream and foreign writers', () => {
       assert.equal(spec.leaseTransitions, 42);
     } finally {
       await close();
+    }
+  });
+
+  it('issue 12: metadata rides in leaderlock.io/ annotations; client-go and Patroni fields unchanged; a foreign takeover hides it', async () => {
+    for (const kind of ['Lease', 'Endpoints'] as const) {
+      const { api, make, close } = setup(kind);
+      try {
+        const a = make();
+        const term = (await a.acquire('node-a', { metadata: '10.0.0.1:5432' }))!;
+        const path = kind === 'Lease' ? LEASE : EP;
+        const obj = api.get(path)! as { metadata: { annotations: Record<string, string> }; spec?: Record<string, unknown> };
+        assert.equal(obj.metadata.annotations['leaderlock.io/metadata'], '10.0.0.1:5432');
+        assert.equal(obj.metadata.annotations['leaderlock.io/metadata-term'], String(term.token));
+        if (kind === 'Lease') assert.equal(obj.spec?.holderIdentity, 'node-a', 'client-go reads the holder as before');
+        else assert.equal(obj.metadata.annotations.leader, 'node-a', 'Patroni reads the leader as before');
+        assert.equal((await make().get()).leader?.metadata, '10.0.0.1:5432');
+        // A foreign writer takes over keeping our annotations (client-go updates the object it read):
+        // the term changed, so the metadata is not shown for the new holder.
+        if (kind === 'Lease') api.touch(path, { spec: { holderIdentity: 'kcm-2', leaseTransitions: Number(term.token) + 1 } });
+        else api.touch(path, { metadata: { annotations: { leader: 'pg-2', transitions: String(Number(term.token) + 1) } } });
+        const seen = (await make().get()).leader;
+        assert.equal(seen?.token, term.token + 1n);
+        assert.equal(seen?.metadata, undefined);
+      } finally {
+        await close();
+      }
     }
   });
 

@@ -15,6 +15,7 @@ let store = new MemoryStore({ clock });
 lockConformance(
   {
     name: 'memory',
+    metadata: true,
     ttlMs: TTL,
     expiryMs: TTL,
     newLock: async () => new MemoryLock(store, { clock, ttlMs: TTL }),
