@@ -10,6 +10,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { generateServerCertificates } from '../../src/testing/certs.js';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/cli.js';
+import { stateLine, stateToJson } from '../../src/cli/read-commands.js';
 import { BackendUnavailableError, ForbiddenError, MalformedRecordError } from '../../src/core/errors.js';
 import type { LeaderLock } from '../../src/core/lock.js';
 
@@ -112,6 +113,16 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
   it('issue 12: kubernetes without a kubeconfig names --kubeconfig, $KUBECONFIG and in-cluster', async () => {
     const r = await cli(['status', '--backend', 'kubernetes', '--key', 'x'], { env: { KUBECONFIG: '/nonexistent/leaderlock-kubeconfig', KUBERNETES_SERVICE_HOST: '' } });
     assertOneLineUsage(r, /no kubeconfig found \(looked at \/nonexistent\/leaderlock-kubeconfig\).*--kubeconfig.*\$KUBECONFIG.*in-cluster/);
+  });
+});
+
+describe('leaderlock status/watch output (issue 12)', () => {
+  it('shows the leader metadata when the holder published one', () => {
+    const now = new Date('2026-01-01T00:00:10Z');
+    const j = stateToJson('k', 'memory', { leader: { holder: 'a', token: 3n, ttlMs: 15_000, live: true, metadata: 'http://10.0.0.1:8080' } }, now);
+    assert.equal(j.metadata, 'http://10.0.0.1:8080');
+    assert.match(stateLine(j), /holder=a token=3 .*metadata="http:\/\/10\.0\.0\.1:8080"/);
+    assert.equal('metadata' in stateToJson('k', 'memory', { leader: { holder: 'a', token: 3n, ttlMs: 15_000, live: true } }, now), false);
   });
 });
 
