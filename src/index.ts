@@ -49,6 +49,7 @@ export { LeaderElector, explainTimings, defaultTimings } from './elector/index.j
 export type {
   ElectorRole,
   ElectorStatus,
+  ElectorStatusJson,
   LeaderElectorEvents,
   RenewInfo,
   LeaderElectorOptions,

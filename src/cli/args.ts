@@ -97,6 +97,8 @@ const EXPLAIN: Options = {
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
+const DURATION_FLAGS: ReadonlySet<string> = new Set(['--ttl', '--grace', '--renew-deadline', '--retry-period', '--request-timeout']);
+
 /** parseArgs with its errors turned into one-line usage errors. `undefined` means --help was asked. */
 function parse(command: string, argv: readonly string[], options: Options, allowPositionals = false): { values: Values; positionals: string[] } {
   try {
@@ -105,6 +107,14 @@ function parse(command: string, argv: readonly string[], options: Options, allow
   } catch (err) {
     const code = (err as { code?: string }).code;
     const text = err instanceof Error ? err.message.split('. ')[0]!.replace(/\.$/, '') : String(err);
+    // parseArgs refuses a value that starts with '-' ("argument is ambiguous"): say what to write.
+    const ambiguous = /^option '(--[\w-]+)' argument is ambiguous/i.exec(text);
+    if (ambiguous) {
+      const flag = ambiguous[1]!;
+      const value = argv[argv.indexOf(flag) + 1] ?? '';
+      if (DURATION_FLAGS.has(flag)) throw new UsageError(`${flag} must be more than 0, got ${value} (see leaderlock ${command} --help)`);
+      throw new UsageError(`${flag} ${value}: a value starting with '-' looks like a flag; write ${flag}=${value} if you mean it (see leaderlock ${command} --help)`);
+    }
     if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' && command === 'run') {
       throw new UsageError(`${text}: put the command to run after --, e.g. leaderlock run --backend … --key K -- ./daemon --flag`);
     }
@@ -179,7 +189,7 @@ export function parseRunArgs(argv: readonly string[], env: Env = {}): RunArgs {
   const conn = connection('run', v, env);
   if (command.length === 0 || command[0] === '') throw new UsageError('missing the command to run: leaderlock run --backend … --key K -- <command> [args…]');
   const identity = str(v, 'identity') ?? env.LEADERLOCK_IDENTITY ?? `${hostname()}-${process.pid}`;
-  if (identity === '' || /[\u0000-\u001f\u007f]/.test(identity)) throw new UsageError('--identity must be non-empty without control characters');
+  if (identity.trim() === '' || /[\u0000-\u001f\u007f]/.test(identity)) throw new UsageError(`--identity must be non-blank without control characters, got ${JSON.stringify(identity)}`);
   const grace = str(v, 'grace');
   const rd = str(v, 'renew-deadline');
   const rp = str(v, 'retry-period');

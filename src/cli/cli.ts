@@ -72,7 +72,7 @@ export function report(err: unknown, io: Pick<CliIo, 'err' | 'env'>): number {
     return EX_USAGE;
   }
   if (err instanceof ConfigError) {
-    io.err(`leaderlock: invalid options: ${line(err.problems.join('\n'))}`);
+    io.err(`leaderlock: invalid options: ${line(err.problems.map(asFlags).join('\n'))}`);
     return EX_USAGE;
   }
   if (err instanceof ForbiddenError) {
@@ -93,6 +93,27 @@ export function report(err: unknown, io: Pick<CliIo, 'err' | 'env'>): number {
   io.err(`leaderlock: ${err instanceof LeaderLockError ? '' : 'internal error: '}${line(msg)}${debug ? '' : ' (DEBUG=leaderlock:* shows details)'}`);
   if (debug && err instanceof Error && err.stack) io.err(err.stack);
   return EX_SOFTWARE;
+}
+
+/** Library option names in a ConfigError problem → the flags a command-line user typed. */
+const FLAGS: Record<string, string> = {
+  ttlMs: '--ttl',
+  renewDeadlineMs: '--renew-deadline',
+  retryPeriodMs: '--retry-period',
+  requestTimeoutMs: '--request-timeout',
+};
+
+/** "ttlMs must be at least 1000 ms, got 500" → "--ttl must be at least 1000 ms, got 500 ms". */
+export function asFlags(problem: string): string {
+  let named = false;
+  let out = problem.replace(/\b(ttlMs|renewDeadlineMs|retryPeriodMs|requestTimeoutMs)\b/g, (name: string) => {
+    named = true;
+    return FLAGS[name]!;
+  });
+  out = out.replace(/^identity\b/, '--identity');
+  if (!named) return out;
+  // The library's durations are bare milliseconds: say so (not after "1.2 ×", a factor).
+  return out.replace(/(\(|= |got )(\d+(?:\.\d+)?)(?=\)|:|,|;|$)/g, '$1$2 ms');
 }
 
 /** Fails fast with exit 69 when the backend cannot be reached at all, before anything else starts. */

@@ -8,6 +8,7 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 
  */
 export function parseDuration(flag: string, value: string): number {
   const v = value.trim();
+  if (/^-\d/.test(v)) throw new UsageError(`--${flag} must be more than 0, got ${v}`);
   if (/^\d+(\.\d+)?$/.test(v)) throw new UsageError(`--${flag} ${v} needs a unit: ${v}s or ${v}ms`);
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;

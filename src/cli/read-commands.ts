@@ -18,6 +18,8 @@ export interface StateJson {
   ageMs: number | null;
   /** Since renewedAt, by our wall clock. */
   renewedAgoMs: number | null;
+  /** What the holder published with its term; present only when it did. */
+  metadata?: string;
 }
 
 export function stateToJson(key: string, backend: string | undefined, s: LockState, now: Date): StateJson {
@@ -35,6 +37,7 @@ export function stateToJson(key: string, backend: string | undefined, s: LockSta
     ageMs: since(l?.acquiredAt),
     renewedAgoMs: since(l?.renewedAt),
   };
+  if (l?.metadata !== undefined) out.metadata = l.metadata;
   return backend === undefined ? out : { backend, ...out };
 }
 
@@ -45,6 +48,7 @@ export function stateLine(j: StateJson): string {
   if (j.renewedAgoMs !== null) parts.push(`renewed=${formatDuration(j.renewedAgoMs)} ago`);
   if (!j.live) parts.push('EXPIRED');
   if (j.successor) parts.push(`successor=${j.successor}`);
+  if (j.metadata !== undefined) parts.push(`metadata=${JSON.stringify(j.metadata)}`);
   return parts.join(' ');
 }
 

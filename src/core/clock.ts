@@ -25,6 +25,17 @@ export interface Clock {
   setTimer(fn: () => void, ms: number, options?: TimerOptions): Timer;
   /** Resolves after `ms`; rejects with `signal.reason` if the signal aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Optional: an object shared by every clock on the same timeline (real time; one `VirtualClock` and
+   * its `child()` clocks). Lets a component that needs two clocks to agree (the memory store and its
+   * locks) reject a mix such as a store on a `VirtualClock` and a lock on the system clock.
+   */
+  readonly timeline?: object;
+}
+
+/** Whether two clocks may be mixed: on the same timeline, or one of them does not say. */
+export function sameTimeline(a: Clock, b: Clock): boolean {
+  return a.timeline === undefined || b.timeline === undefined || a.timeline === b.timeline;
 }
 
 /** Sleep built on `setTimer`, shared by every clock implementation. */
@@ -46,7 +57,10 @@ export function sleepOn(clock: Pick<Clock, 'setTimer'>, ms: number, signal?: Abo
   });
 }
 
+const REAL_TIME = Object.freeze({ name: 'real time' });
+
 class SystemClock implements Clock {
+  readonly timeline: object = REAL_TIME;
   now(): number {
     return performance.now();
   }

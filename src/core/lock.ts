@@ -20,6 +20,13 @@ export interface LeaderRecord {
   acquiredAt?: Date;
   renewedAt?: Date;
   transitions?: number;
+  /**
+   * What the holder published with its term (`acquire(holder, { metadata })`, the elector's
+   * `metadata` option): its address, say. At most 1 KiB of UTF-8. Stored beside the record (etcd
+   * `<key>-meta` on the same lease, Consul `<key>-meta` on the same session, Kubernetes annotation
+   * `leaderlock.io/metadata`), so Patroni and client-go read our records unchanged.
+   */
+  metadata?: string;
 }
 
 export interface LockState {
@@ -128,6 +135,8 @@ export class Term {
 
 export interface AcquireOptions {
   signal?: AbortSignal;
+  /** Published with the term for followers (`LeaderRecord.metadata`); at most `MAX_METADATA_BYTES` of UTF-8, else `ConfigError`. */
+  metadata?: string;
 }
 export interface RenewOptions {
   signal?: AbortSignal;
@@ -206,5 +215,5 @@ export function sameState(a: LockState | undefined, b: LockState | undefined): b
   const lb = b.leader;
   if (a.successor !== b.successor) return false;
   if (!la || !lb) return la === lb;
-  return la.holder === lb.holder && la.token === lb.token && la.live === lb.live;
+  return la.holder === lb.holder && la.token === lb.token && la.live === lb.live && la.metadata === lb.metadata;
 }

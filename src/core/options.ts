@@ -58,6 +58,8 @@ export function checkIdentity(p: Problems, identity: unknown, name = 'identity')
     p.add(`${name} must be a non-empty string, got ${JSON.stringify(identity)}`);
     return '';
   }
+  // Only whitespace reads as "no holder" in every tool that shows it (and Kubernetes trims it away).
+  if (!p.check(identity.trim() !== '', `${name} must not be blank, got ${JSON.stringify(identity)}`)) return identity;
   // eslint-disable-next-line no-control-regex
   p.check(!/[\u0000-\u001f\u007f]/.test(identity), `${name} must not contain control characters`);
   p.check(identity.length <= 253, `${name} must be at most 253 characters, got ${identity.length}`);
@@ -69,4 +71,24 @@ export function assertHolder(holder: unknown, backend: Backend): asserts holder 
   const p = new Problems();
   checkIdentity(p, holder, 'holder');
   p.throwIfAny(backend);
+}
+
+/** Leader metadata limit: small enough for any backend's value/annotation and for every watch event. */
+export const MAX_METADATA_BYTES = 1024;
+
+/** Leader metadata: a string of at most `MAX_METADATA_BYTES` UTF-8 bytes (undefined: none). */
+export function checkMetadata(p: Problems, metadata: unknown, name = 'metadata'): string | undefined {
+  if (metadata === undefined) return undefined;
+  if (!p.check(typeof metadata === 'string', `${name} must be a string, got ${typeof metadata}`)) return undefined;
+  const bytes = Buffer.byteLength(metadata as string, 'utf8');
+  p.check(bytes <= MAX_METADATA_BYTES, `${name} must be at most ${MAX_METADATA_BYTES} bytes of UTF-8, got ${bytes}`);
+  return metadata as string;
+}
+
+/** `acquire()`'s guard for `options.metadata` (a `ConfigError` beyond the limit). */
+export function assertMetadata(metadata: unknown, backend: Backend): string | undefined {
+  const p = new Problems();
+  const m = checkMetadata(p, metadata);
+  p.throwIfAny(backend);
+  return m;
 }

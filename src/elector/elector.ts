@@ -8,6 +8,7 @@ import { untilAborted } from '../core/abort.js';
 import { asError } from './as-error.js';
 import { Waker } from './waker.js';
 import { TermWork, type Work } from './work.js';
+import { withToJson, type ElectorStatusJson } from './status-json.js';
 
 const log = logger('elector');
 
@@ -38,6 +39,11 @@ export interface ElectorStatus {
   transitions: number;
   /** Failed renew attempts since construction. */
   renewFailures: number;
+  /**
+   * `JSON.stringify(status)` works: the token as a decimal string, plus remaining ms and wall-clock
+   * ISO times next to the monotonic values (see `ElectorStatusJson`). Not enumerable.
+   */
+  toJSON(): ElectorStatusJson;
 }
 
 export interface RenewInfo {
@@ -49,7 +55,8 @@ export interface RenewInfo {
 export interface LeaderElectorEvents {
   elected: [term: Term];
   lost: [term: Term, reason: LostReason];
-  leader: [holder: string | undefined];
+  /** The observed leader changed (holder, or the metadata it published with its term). */
+  leader: [holder: string | undefined, metadata: string | undefined];
   warning: [err: Error];
   renew: [info: RenewInfo];
 }
@@ -104,6 +111,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   #observed: LockState | undefined;
   #leader: string | undefined;
+  #leaderMetadata: string | undefined;
   #campaigning: boolean;
   #holdBackUntil = -Infinity;
   #loopAt: number;
@@ -147,6 +155,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   get leader(): string | undefined {
     return this.#leader;
   }
+  /** The metadata the current leader published with its term (ours while leading), if any. */
+  get leaderMetadata(): string | undefined {
+    return this.#leaderMetadata;
+  }
   /** Our current term, while leading. */
   get term(): Term | undefined {
     return this.#term;
@@ -163,7 +175,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     const live = this.#observed?.leader?.live ? this.#observed.leader : undefined;
     const loopAgeMs = now - this.#loopAt;
     const role: ElectorRole = !this.#ac ? 'stopped' : term ? 'leader' : this.#leader ? 'follower' : this.#campaigning ? 'candidate' : 'observer';
-    const status: ElectorStatus = {
+    const status: Omit<ElectorStatus, 'toJSON'> = {
       identity: o.identity,
       role,
       ttlMs: o.ttlMs,
@@ -183,7 +195,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     } else if (live) {
       status.token = live.token;
     }
-    return status;
+    return withToJson(status, now, this.#clock.date());
   }
 
   /**
@@ -358,7 +370,9 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     // request deadline bounds that) and gives back a win that arrives after stop() began.
     // The next periodic attempt is due retryPeriodMs after this one ends (not after it was sent, or a
     // slow server would get attempts back to back).
-    const term = await this.#lock.acquire(this.#opts.identity).finally(() => (this.#lastAttemptAt = this.#clock.now()));
+    const term = await this.#lock
+      .acquire(this.#opts.identity, this.#opts.metadata === undefined ? undefined : { metadata: this.#opts.metadata })
+      .finally(() => (this.#lastAttemptAt = this.#clock.now()));
     if (!term) return this.#opts.retryPeriodMs;
     if (signal.aborted || !term.isValid()) {
       // Won after stop() began, or the answer came too late to use: give it back at once.
@@ -378,7 +392,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#armDeadline(term);
     term.signal.addEventListener('abort', () => this.#onTermEnded(term), { once: true });
     log('%s elected, token %s', this.#opts.identity, term.token);
-    this.#setLeader(this.#opts.identity);
+    this.#setLeader(this.#opts.identity, this.#opts.metadata);
     this.emit('elected', term);
     for (const fn of this.#works) if (!term.ended) this.#startWork(fn, term);
   }
@@ -429,8 +443,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#termAc = undefined;
     log('%s lost term %s: %s', this.#opts.identity, term.token, reason);
     this.emit('lost', term, reason);
-    const live = this.#observed?.leader?.live && this.#observed.leader.token !== term.token ? this.#observed.leader.holder : undefined;
-    this.#setLeader(live);
+    const live = this.#observed?.leader?.live && this.#observed.leader.token !== term.token ? this.#observed.leader : undefined;
+    this.#setLeader(live?.holder, live?.metadata);
     if (!VOLUNTARY.has(reason) && this.#opts.onLoss === 'stop') this.#campaigning = false;
     // Every end of a term goes the same way: stop(), handover(), a thrown fn, and a loss where the
     // record may still be ours on the server ('deadline', 'unavailable', 'expired' on our clock).
@@ -535,13 +549,14 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       if (!live || live.token !== term.token) this.#waker.wake();
       return;
     }
-    this.#setLeader(live?.holder);
+    this.#setLeader(live?.holder, live?.metadata);
     if (this.#shouldCampaign()) this.#waker.wake();
   }
 
-  #setLeader(holder: string | undefined): void {
-    if (holder === this.#leader) return;
+  #setLeader(holder: string | undefined, metadata?: string): void {
+    if (holder === this.#leader && metadata === this.#leaderMetadata) return;
     this.#leader = holder;
-    this.emit('leader', holder);
+    this.#leaderMetadata = holder === undefined ? undefined : metadata;
+    this.emit('leader', holder, this.#leaderMetadata);
   }
 }

@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import type { LeaderLock } from '../core/lock.js';
 import { ConfigError } from '../core/errors.js';
-import { checkDrift, checkIdentity, Problems } from '../core/options.js';
+import { checkDrift, checkIdentity, checkMetadata, Problems } from '../core/options.js';
 
 export interface LeaderElectorOptions {
   /** This candidate's name in the lock record. Non-empty; unique per process incarnation is best. */
@@ -19,6 +19,8 @@ export interface LeaderElectorOptions {
   campaign?: boolean;
   /** What to do after losing a term: campaign again (default) or stop campaigning (observe only). */
   onLoss?: 'recampaign' | 'stop';
+  /** Published with every term this elector wins (its address, say): followers see it in `leader` events and `get()`/`watch()`. At most 1 KiB of UTF-8. */
+  metadata?: string;
 }
 
 export interface ResolvedElectorOptions {
@@ -30,6 +32,7 @@ export interface ResolvedElectorOptions {
   readonly clock: Clock;
   readonly campaign: boolean;
   readonly onLoss: 'recampaign' | 'stop';
+  readonly metadata: string | undefined;
 }
 
 export interface TimingInput {
@@ -93,6 +96,7 @@ export function resolveElectorOptions(lock: LeaderLock, options: LeaderElectorOp
   const p = new Problems();
   if (typeof options !== 'object' || options === null) throw new ConfigError('LeaderElector needs an options object with at least { identity }', { backend: 'elector' });
   const identity = checkIdentity(p, options.identity);
+  const metadata = checkMetadata(p, options.metadata);
   const ttlMs = lock.ttlMs;
   const defaults = defaultTimings(ttlMs);
   const renewDeadlineMs = options.renewDeadlineMs ?? defaults.renewDeadlineMs;
@@ -113,6 +117,7 @@ export function resolveElectorOptions(lock: LeaderLock, options: LeaderElectorOp
     clock: options.clock ?? lock.clock ?? systemClock,
     campaign: options.campaign ?? true,
     onLoss: options.onLoss ?? 'recampaign',
+    metadata,
   });
 }
 

@@ -3,6 +3,7 @@ import { ConfigError, errorTextSafe } from './errors.js';
 import { Tracker, metricSet, type SwitchSource } from './metrics.js';
 import { isProbe, judge } from './probes.js';
 import { loadPromClient, PROM_CLIENT_MISSING, type PromModule, type PromRegistry } from './prom.js';
+import { textExposition } from './exposition.js';
 import { statusToJson, type HealthSource } from './status.js';
 import { logger } from '../core/log.js';
 
@@ -19,9 +20,12 @@ export interface MetricsRegistry {
 }
 
 export interface HealthHandlerOptions {
-  /** Serve `/metrics` (needs the optional peer dependency prom-client). Default true. */
+  /** Serve `/metrics` (built in, no dependency). Default true. */
   metrics?: boolean;
-  /** Register the metrics in this prom-client registry instead of a private one. */
+  /**
+   * Register the metrics in this prom-client registry (your application's) instead of the built-in
+   * one; then prom-client (optional peer dependency) must be importable by leaderlock.
+   */
   registry?: MetricsRegistry;
   /** Counts API-endpoint switches for `leaderlock_resolver_switches_total` (e.g. a `KubeClient`). */
   resolver?: SwitchSource;
@@ -37,7 +41,7 @@ export interface HealthHandler {
    * middleware), else gets a 404. Paths are relative to where it is mounted.
    */
   (req: IncomingMessage, res: ServerResponse, next?: NextFunction): void;
-  /** The Prometheus exposition text, or undefined when prom-client is not installed or metrics are off. */
+  /** The Prometheus exposition text, or undefined when metrics are off (or a registry was given and prom-client cannot be imported). */
   metrics(): Promise<{ contentType: string; body: string } | undefined>;
   /** Stops listening to the source's events. Idempotent. */
   close(): void;
@@ -67,14 +71,18 @@ export function createHealthHandler(source: HealthSource, options: HealthHandler
   const tracker = metricsOn ? new Tracker(source, options.resolver) : undefined;
   let closed = false;
   // Loaded as soon as the handler exists, so renew durations observed before the first scrape count.
-  const ready: Promise<{ prom: PromModule; registry: PromRegistry } | undefined> = metricsOn
-    ? loadPromClient().then((prom) => {
-        if (!prom) return undefined;
-        const registry = (options.registry as PromRegistry | undefined) ?? new prom.Registry();
-        if (!closed) tracker!.attach(metricSet(prom, registry));
-        return { prom, registry };
-      })
-    : Promise.resolve(undefined);
+  // Without a registry of the user's, the built-in exposition serves /metrics (no dependency); a
+  // prom-client registry needs prom-client's own metric classes, so it is loaded for that case only.
+  const userRegistry = options.registry as PromRegistry | undefined;
+  const ready: Promise<{ prom: PromModule; registry: PromRegistry } | undefined> = !metricsOn
+    ? Promise.resolve(undefined)
+    : userRegistry === undefined
+      ? Promise.resolve(attachTo(textExposition, new textExposition.Registry()))
+      : loadPromClient().then((prom) => (prom ? attachTo(prom, userRegistry) : undefined));
+  function attachTo(prom: PromModule, registry: PromRegistry): { prom: PromModule; registry: PromRegistry } {
+    if (!closed) tracker!.attach(metricSet(prom, registry));
+    return { prom, registry };
+  }
   // An unhandled rejection here would kill the process; it is reported on the next scrape instead.
   ready.catch((err: unknown) => log('prom-client failed to load: %s', errorTextSafe(err)));
 

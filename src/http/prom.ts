@@ -1,5 +1,6 @@
 /**
- * prom-client is an optional peer dependency: it is imported on first need, never at module load,
+ * prom-client is an optional peer dependency, needed only when a user passes their own registry (the
+ * built-in exposition in exposition.ts serves /metrics otherwise): it is imported on first need, never at module load,
  * and its types never appear in our declarations (a consumer without it must still typecheck).
  * These are the few structural shapes we use from it.
  */
@@ -61,4 +62,4 @@ export function loadPromClient(specifier = 'prom-client'): Promise<PromModule | 
 }
 
 export const PROM_CLIENT_MISSING =
-  'leaderlock: /metrics needs the optional peer dependency prom-client, which is not installed here. Install it with: npm install prom-client\n';
+  'leaderlock: a prom-client registry was passed to createHealthHandler, but leaderlock cannot import prom-client (optional peer dependency): install it next to leaderlock (npm install prom-client), or pass no registry to use the built-in /metrics\n';

@@ -34,7 +34,13 @@ export interface HealthSource {
 /** The JSON form of a status: bigint token as a decimal string (JSON.stringify throws on bigint). */
 export type HealthStatusJson = Omit<HealthStatus, 'token'> & { token?: string };
 
+/**
+ * A status with its own `toJSON` (a `LeaderElector`'s: remaining ms and wall-clock times next to the
+ * monotonic ones) is converted by it; any other gets its token turned into a decimal string.
+ */
 export function statusToJson(status: HealthStatus): HealthStatusJson {
+  const own: unknown = (status as { toJSON?: unknown }).toJSON;
+  if (typeof own === 'function') return (own as () => HealthStatusJson).call(status);
   const { token, ...rest } = status;
   return token === undefined ? { ...rest } : { ...rest, token: token.toString() };
 }

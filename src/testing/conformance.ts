@@ -29,6 +29,8 @@ export interface ConformanceHarness {
   cleanup?(): Promise<void>;
   /** Suite name suffix. */
   name?: string;
+  /** The lock supports leader metadata (`acquire(holder, { metadata })`): run those cases too. Default false. */
+  metadata?: boolean;
 }
 
 /** The caller's test functions (node:test, vitest and jest all fit). */
@@ -313,6 +315,43 @@ export function lockConformance(harness: ConformanceHarness, api: ConformanceTes
       assert.ok(next.token > term.token);
       await Promise.all([b!.close(), b!.close()]);
     });
+
+    if (harness.metadata) {
+      test('metadata: published with the term, read by get() and watch(), never carried to the next term; > 1 KiB is a ConfigError', async (c) => {
+        const [a, b, w] = await c.locks(3);
+        const meta = 'addr=10.0.0.7:5432 zone=ä'.padEnd(1023 - 1, '.'); // 1023 bytes of UTF-8 (ä is 2)
+        assert.equal(Buffer.byteLength(meta), 1023);
+        await assert.rejects(async () => a!.acquire('node-a', { metadata: meta + 'xx' }), (e: unknown) => e instanceof ConfigError && /1024 bytes/.test(e.message));
+        assert.equal((await a!.get()).leader, undefined, 'a rejected acquire writes nothing');
+        const ac = new AbortController();
+        const seen: LockState[] = [];
+        const consumer = (async () => {
+          for await (const s of w!.watch({ signal: ac.signal })) seen.push(s);
+        })();
+        try {
+          const t1 = await a!.acquire('node-a', { metadata: meta });
+          assert.ok(t1 instanceof Term);
+          assert.equal((await b!.get()).leader?.metadata, meta, 'get() shows the metadata');
+          assert.ok(await c.until(() => seen.at(-1)?.leader?.metadata === meta), 'watch() shows the metadata');
+          await a!.renew(t1);
+          assert.equal((await b!.get()).leader?.metadata, meta, 'a renew keeps it');
+          assert.equal(await a!.release(t1), true);
+          const t2 = await c.win(b!, 'node-b');
+          const next = await a!.get();
+          assert.equal(next.leader?.token, t2.token);
+          assert.equal(next.leader?.metadata, undefined, 'a term acquired without metadata shows none');
+          assert.ok(await c.until(() => seen.at(-1)?.leader?.token === t2.token));
+          assert.equal(seen.at(-1)?.leader?.metadata, undefined);
+          assert.equal(await b!.release(t2), true);
+          const t3 = await a!.acquire('node-a', { metadata: 'second' });
+          assert.ok(t3);
+          assert.equal((await b!.get()).leader?.metadata, 'second');
+        } finally {
+          ac.abort();
+          await consumer;
+        }
+      });
+    }
 
     test('bad inputs give typed errors', async (c) => {
       const [a] = await c.locks(1);

@@ -30,6 +30,11 @@ export class VirtualClock implements Clock {
   #seq = 0;
   readonly #pending = new Set<Pending>();
 
+  /** This clock is its own timeline; its `child()` clocks share it. */
+  get timeline(): object {
+    return this;
+  }
+
   constructor(options: VirtualClockOptions = {}) {
     this.#now = options.startMs ?? 0;
     this.#startMs = this.#now;
@@ -143,6 +148,11 @@ export class DriftingClock implements Clock {
 
   get rate(): number {
     return this.#rate;
+  }
+
+  /** The base `VirtualClock`'s timeline. */
+  get timeline(): object {
+    return this.#base;
   }
 
   get paused(): boolean {

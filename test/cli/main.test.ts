@@ -3,8 +3,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { generateServerCertificates } from '../../src/testing/certs.js';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/cli.js';
+import { stateLine, stateToJson } from '../../src/cli/read-commands.js';
 import { BackendUnavailableError, ForbiddenError, MalformedRecordError } from '../../src/core/errors.js';
 import type { LeaderLock } from '../../src/core/lock.js';
 
@@ -68,7 +74,12 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
     ['duration without unit', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '15', '--', 'true'], /--ttl 15 needs a unit: 15s or 15ms/],
     ['no command', ['run', '--backend', 'memory', '--key', 'k'], /missing the command to run/],
     ['grace does not fit', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '3s', '--grace', '3s', '--', 'true'], /--grace 3s does not fit in the term/],
-    ['unsafe timings', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '10s', '--renew-deadline', '12s', '--', 'true'], /invalid options: renewDeadlineMs \(12000\) must be less than/],
+    ['unsafe timings', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '10s', '--renew-deadline', '12s', '--', 'true'], /invalid options: --renew-deadline \(12000 ms\) must be less than --ttl/],
+    ['issue 12: a ttl below the backend minimum names the flag', ['status', '--backend', 'etcd://127.0.0.1:2379', '--key', 'k', '--ttl', '500ms'], /invalid options: --ttl must be at least 1000 ms, got 500 ms$/],
+    ['issue 12: a negative duration is not "ambiguous"', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '-1s', '--', 'true'], /--ttl must be more than 0, got -1s/],
+    ['issue 12: a negative duration with =', ['run', '--backend', 'memory', '--key', 'k', '--ttl=-1s', '--', 'true'], /--ttl must be more than 0, got -1s$/],
+    ['issue 12: another value starting with a dash', ['status', '--backend', 'memory', '--key', '-k'], /--key -k: a value starting with '-' looks like a flag; write --key=-k if you mean it/],
+    ['issue 12: a blank identity', ['run', '--backend', 'memory', '--key', 'k', '--identity', ' ', '--', 'true'], /--identity must be non-blank without control characters, got " "/],
     ['unknown command', ['elect', '--backend', 'memory'], /unknown command "elect"/],
     ['credentials in the URL', ['status', '--backend', 'etcd://root:secret@127.0.0.1:2379', '--key', 'k'], /credentials do not belong in the URL/],
   ];
@@ -79,6 +90,40 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
       assert.doesNotMatch(r.stderr, /secret/);
     });
   }
+
+  it('issue 12: etcds:// to an IP prints no DEP0123 warning (the certificate is still checked against the IP)', async (t) => {
+    const certs = await generateServerCertificates({ caName: 'test-ca', serverName: 'etcd', dnsNames: [], ips: ['127.0.0.1'], missingMessage: 'selfsigned missing' });
+    const dir = mkdtempSync(join(tmpdir(), 'leaderlock-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'ca.pem'), certs.ca);
+    let handshakes = 0;
+    const server = createTlsServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['h2'] }, (socket) => {
+      handshakes++;
+      socket.destroy(); // not etcd: the client sees an unavailable member
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const r = await cli(['status', '--backend', `etcds://127.0.0.1:${port}`, '--cacert', join(dir, 'ca.pem'), '--key', 'k', '--request-timeout', '1s']);
+    assert.equal(r.code, 69, r.stderr);
+    assert.ok(handshakes > 0, 'the client completed a TLS handshake (certificate accepted for the IP)');
+    assert.doesNotMatch(r.stderr, /DEP0123|DeprecationWarning/);
+  });
+
+  it('issue 12: kubernetes without a kubeconfig names --kubeconfig, $KUBECONFIG and in-cluster', async () => {
+    const r = await cli(['status', '--backend', 'kubernetes', '--key', 'x'], { env: { KUBECONFIG: '/nonexistent/leaderlock-kubeconfig', KUBERNETES_SERVICE_HOST: '' } });
+    assertOneLineUsage(r, /no kubeconfig found \(looked at \/nonexistent\/leaderlock-kubeconfig\).*--kubeconfig.*\$KUBECONFIG.*in-cluster/);
+  });
+});
+
+describe('leaderlock status/watch output (issue 12)', () => {
+  it('shows the leader metadata when the holder published one', () => {
+    const now = new Date('2026-01-01T00:00:10Z');
+    const j = stateToJson('k', 'memory', { leader: { holder: 'a', token: 3n, ttlMs: 15_000, live: true, metadata: 'http://10.0.0.1:8080' } }, now);
+    assert.equal(j.metadata, 'http://10.0.0.1:8080');
+    assert.match(stateLine(j), /holder=a token=3 .*metadata="http:\/\/10\.0\.0\.1:8080"/);
+    assert.equal('metadata' in stateToJson('k', 'memory', { leader: { holder: 'a', token: 3n, ttlMs: 15_000, live: true } }, now), false);
+  });
 });
 
 describe('leaderlock CLI: run, status, explain', { concurrency: true }, () => {
@@ -163,6 +208,37 @@ describe('leaderlock CLI: backend failures map to sysexits codes', () => {
       assert.equal(await runCli(['run', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--', 'true'], t.io), code);
     });
   }
+  it('issue 12: run --listen serves /metrics out of the box, with prom-client not importable', async (t) => {
+    // A resolve hook makes `import('prom-client')` fail as if it were not installed (npx, global installs).
+    const hook = `export async function resolve(s, c, next) { if (s === 'prom-client') throw Object.assign(new Error('blocked by test'), { code: 'ERR_MODULE_NOT_FOUND' }); return next(s, c); }`;
+    const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+    const child = spawn(
+      process.execPath,
+      ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--import', 'tsx', MAIN, 'run', '--backend', 'memory', '--key', 'k', '--listen', '127.0.0.1:0', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'],
+      { env: { ...process.env, DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    t.after(() => child.kill('SIGKILL'));
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const bound = setTimeout(() => reject(new Error(`no health endpoint line; stderr: ${stderr}`)), 20_000);
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /health endpoints on (http:\/\/[\d.:]+)\//.exec(stderr);
+        if (m && /elected/.test(stderr)) {
+          clearTimeout(bound);
+          resolve(m[1]!);
+        }
+      });
+    });
+    const probe = await fetch(`${url}/metrics`);
+    const body = await probe.text();
+    assert.equal(probe.status, 200, body);
+    assert.match(body, /leaderlock_is_leader\{backend="memory",key="k"\} 1/);
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  });
+
   it('--listen on a port in use is a usage error (64) naming the address', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

@@ -322,6 +322,41 @@ describe('LeaderElector: observer and options', () => {
     assert.match(err.message, /onLoss/);
   });
 
+  it('issue 12: a blank identity is a ConfigError in the elector and in acquire()', async () => {
+    const store = new MemoryStore({ clock: new VirtualClock() });
+    const lock = new MemoryLock(store, { ttlMs: 10_000, clock: store.clock });
+    for (const blank of [' ', '\t \u00a0']) {
+      assert.throws(() => new LeaderElector(lock, { identity: blank }), (e: unknown) => e instanceof ConfigError && /identity must not be blank/.test(e.message));
+      await assert.rejects(lock.acquire(blank), (e: unknown) => e instanceof ConfigError && /holder must not be blank/.test(e.message));
+    }
+    await lock.close();
+  });
+
+  it('issue 12: metadata option: followers get it with the leader event and get(); > 1 KiB is a ConfigError', async () => {
+    const c = cluster(2, { elector: {} });
+    const store = c.store;
+    const clock = c.clock;
+    assert.throws(() => new LeaderElector(c.node('a').lock, { identity: 'x', metadata: 'x'.repeat(1025) }), (e: unknown) => e instanceof ConfigError && /metadata must be at most 1024 bytes/.test(e.message));
+    const lockA = new MemoryLock(store, { clock, ttlMs: 15_000 });
+    const a = new LeaderElector(lockA, { identity: 'a2', metadata: 'http://10.0.0.1:8080' });
+    const b = c.node('b');
+    const events: Array<[string | undefined, string | undefined]> = [];
+    b.elector.on('leader', (holder, metadata) => events.push([holder, metadata]));
+    await a.start();
+    assert.equal(a.leaderMetadata, 'http://10.0.0.1:8080', 'ours while leading');
+    await b.elector.start();
+    await clock.advance(1);
+    assert.deepEqual(events.at(-1), ['a2', 'http://10.0.0.1:8080']);
+    assert.equal(b.elector.leaderMetadata, 'http://10.0.0.1:8080');
+    assert.equal((await b.lock.get()).leader?.metadata, 'http://10.0.0.1:8080');
+    await settle(clock, a.stop());
+    await clock.advance(1);
+    assert.equal(b.elector.isLeader, true);
+    assert.deepEqual(events.at(-1), ['b', undefined], 'b publishes nothing');
+    await settle(clock, lockA.close());
+    await c.stopAll();
+  });
+
   it('explain() states what the timings imply and rejects unsafe combinations', () => {
     const e = LeaderElector.explain({ ttlMs: 15_000 });
     assert.equal(e.ok, true);
@@ -364,6 +399,31 @@ describe('LeaderElector: observer and options', () => {
     assert.ok(s.lastRenewAgeMs! <= 2_000);
     await c.stopAll();
     assert.equal(c.node('a').elector.status().role, 'stopped');
+  });
+
+  it('issue 12: JSON.stringify(status()) works: token as a decimal string, remaining ms and wall-clock ISO times', async () => {
+    const c = cluster(2);
+    await c.node('a').elector.start();
+    await c.node('b').elector.start();
+    await c.clock.advance(1_000);
+    const status = c.node('a').elector.status();
+    const json = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
+    assert.equal(json.token, status.token!.toString());
+    assert.equal(json.role, 'leader');
+    assert.equal(json.validUntil, status.validUntil);
+    const now = c.clock.now();
+    const wall = c.clock.date().getTime();
+    assert.equal(json.at, new Date(wall).toISOString());
+    assert.equal(json.validForMs, status.validUntil! - now);
+    assert.ok((json.validForMs as number) > 0);
+    assert.equal(json.validUntilAt, new Date(wall + status.validUntil! - now).toISOString());
+    assert.equal(json.lastRenewAt, new Date(wall - status.lastRenewAgeMs!).toISOString());
+    // toJSON is not enumerable: the status still compares and spreads as plain data.
+    assert.equal(Object.keys(status).includes('toJSON'), false);
+    const follower = JSON.parse(JSON.stringify(c.node('b').elector.status())) as Record<string, unknown>;
+    assert.equal(follower.token, status.token!.toString());
+    assert.equal(follower.validForMs, undefined);
+    await c.stopAll();
   });
 
   it('Symbol.asyncDispose stops the elector and releases', async () => {

@@ -231,6 +231,44 @@ describe('/metrics (prom-client)', () => {
   });
 });
 
+describe('/metrics built in, no prom-client (issue 12)', () => {
+  /** Feeds one source the same events and returns its exposition text. */
+  async function scrape(registry?: import('prom-client').Registry): Promise<{ contentType: string; body: string }> {
+    const source = new Source();
+    source.current = { ...leader, key: 'a"b\\c', transitions: 0 };
+    const resolver = new EventEmitter();
+    const handler = createHealthHandler(source, registry ? { resolver: resolver as never, registry } : { resolver: resolver as never });
+    try {
+      source.emit('elected', {});
+      for (const ms of [0.3, 3, 3, 40, 1200, 60_000]) source.emit('renew', { ok: ms < 1000, durationMs: ms });
+      resolver.emit('switch', { from: new URL('https://127.0.0.1'), to: new URL('https://127.0.0.2'), reason: 'x' });
+      const m = await handler.metrics();
+      assert.ok(m);
+      return m;
+    } finally {
+      handler.close();
+    }
+  }
+
+  it('serves the same exposition text as prom-client, without prom-client', async () => {
+    const builtin = await scrape();
+    const prom = await import('prom-client');
+    const viaProm = await scrape(new prom.Registry());
+    assert.equal(builtin.contentType, 'text/plain; version=0.0.4; charset=utf-8');
+    // prom-client orders metrics by registration and series by first sight, as we do; compare line sets
+    // so a harmless difference in metric order would not hide a real difference in content.
+    const lines = (t: string) => t.split('\n').filter(Boolean).sort();
+    assert.deepEqual(lines(builtin.body), lines(viaProm.body));
+    const labels = 'backend="memory",key="a\\"b\\\\c"';
+    assert.ok(builtin.body.includes(`leaderlock_is_leader{${labels}} 1\n`), builtin.body);
+    assert.ok(builtin.body.includes(`leaderlock_renew_duration_seconds_bucket{le="0.005",${labels}} 3\n`), builtin.body);
+    assert.ok(builtin.body.includes(`leaderlock_renew_duration_seconds_bucket{le="+Inf",${labels}} 6\n`), builtin.body);
+    assert.ok(builtin.body.includes(`leaderlock_renew_duration_seconds_count{${labels}} 6\n`), builtin.body);
+    assert.ok(builtin.body.includes(`leaderlock_renew_failures_total{${labels}} 2\n`), builtin.body);
+    assert.ok(builtin.body.includes('# TYPE leaderlock_renew_duration_seconds histogram\n'), builtin.body);
+  });
+});
+
 function escape(s: string): string {
   return s.replace(/[{}]/g, (c) => `\\${c}`);
 }

@@ -70,7 +70,7 @@ export interface ConsulApi {
   /** Blocking when `index` > 0: waits up to `waitMs` for a change. */
   kvGet(key: string, o?: CallOptions & { recurse?: boolean; index?: bigint; waitMs?: number }): Promise<KvRead>;
   /** Throws `LeaderLockError` with reason 'invalid-session' when Consul does not know the session. */
-  kvPut(key: string, value: string, o?: CallOptions & { acquire?: string; release?: string; cas?: bigint }): Promise<boolean>;
+  kvPut(key: string, value: string, o?: CallOptions & { acquire?: string; release?: string; cas?: bigint; flags?: number }): Promise<boolean>;
   kvDelete(key: string, o?: CallOptions & { cas?: bigint }): Promise<boolean>;
   serviceRegister(spec: ServiceSpec, o?: CallOptions): Promise<void>;
   serviceDeregister(id: string, o?: CallOptions): Promise<void>;
@@ -199,7 +199,7 @@ export class ConsulClient implements ConsulApi {
     return { index, entries: items.map(toPair) };
   }
 
-  async kvPut(key: string, value: string, o: CallOptions & { acquire?: string; release?: string; cas?: bigint } = {}): Promise<boolean> {
+  async kvPut(key: string, value: string, o: CallOptions & { acquire?: string; release?: string; cas?: bigint; flags?: number } = {}): Promise<boolean> {
     const [, body] = await this.#call('kv put', o, (common) =>
       this.#raw.kv.set({
         ...common,
@@ -208,6 +208,7 @@ export class ConsulClient implements ConsulApi {
         ...(o.acquire !== undefined ? { acquire: o.acquire } : {}),
         ...(o.release !== undefined ? { release: o.release } : {}),
         ...(o.cas !== undefined ? { cas: String(o.cas) } : {}),
+        ...(o.flags !== undefined ? { flags: o.flags } : {}),
       }),
     );
     return body === true;

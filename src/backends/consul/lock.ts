@@ -4,7 +4,7 @@ import { AbortedError, BackendUnavailableError, DeadlineExceededError, LockLostE
 import { Term, type AcquireOptions, type LeaderLock, type LeaderLockEvents, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { withRetry } from '../../core/retry.js';
 import { logger } from '../../core/log.js';
-import { assertHolder } from '../../core/options.js';
+import { assertHolder, assertMetadata } from '../../core/options.js';
 import { StateFeed } from '../../core/watch.js';
 import type { ConsulApi, KvPair } from './client.js';
 import { resolveConsulLockOptions, type ConsulLockOptions, type ResolvedConsulLockOptions } from './options.js';
@@ -37,6 +37,8 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
   readonly #ownClient: boolean;
   readonly #session: SharedSession;
   readonly #terms = new WeakSet<Term>();
+  /** Terms that wrote `<key>-meta` (release removes it). */
+  readonly #withMetadata = new WeakSet<Term>();
   readonly #closed = new AbortController();
   #term: Term | undefined;
   #closing: Promise<void> | undefined;
@@ -68,6 +70,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
    */
   async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
     assertHolder(holder, 'consul');
+    const metadata = assertMetadata(options.metadata, 'consul');
     this.#assertOpen();
     if (this.#term && !this.#term.ended) return undefined;
     if (!this.#session.claim(this.key, this)) return undefined;
@@ -75,7 +78,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     try {
       // One retry: a session Consul had already invalidated is replaced once.
       for (let attempt = 0; attempt < 2; attempt++) {
-        const r = await this.#tryAcquire(holder, options.signal);
+        const r = await this.#tryAcquire(holder, options.signal, metadata);
         if (r !== 'retry') {
           won = r !== undefined;
           return r;
@@ -87,7 +90,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     }
   }
 
-  async #tryAcquire(holder: string, signal: AbortSignal | undefined): Promise<Term | undefined | 'retry'> {
+  async #tryAcquire(holder: string, signal: AbortSignal | undefined, metadata?: string): Promise<Term | undefined | 'retry'> {
     const o = this.#o;
     const { id: sid, created } = await this.#session.ensure(signal);
     // 1. One read of the key and its nomination (the nomination is `<key>-successor`, under the same prefix).
@@ -152,7 +155,27 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     log('acquired %s for %s, token %s', o.key, holder, mine.createIndex);
     // 7. Our nomination is used up.
     if (isHeld(successor)) await this.#client.kvDelete(o.successorKey, { cas: successor.modifyIndex, signal }).catch((err: unknown) => this.#warn(err));
+    // 8. Metadata beside the key, held by the same session (gone with it), tagged with the token
+    //    (Flags) so readers never pair it with another term. Best effort: the term stands without it.
+    if (metadata !== undefined) {
+      this.#withMetadata.add(term);
+      await this.#writeMetadata(metadata, sid, term.token, signal);
+    }
     return term;
+  }
+
+  async #writeMetadata(metadata: string, sid: string, token: bigint, signal: AbortSignal | undefined): Promise<void> {
+    const o = this.#o;
+    try {
+      if (await this.#client.kvPut(o.metaKey, metadata, { acquire: sid, flags: Number(token), signal })) return;
+      // Another session holds a stale metadata key (the previous holder's, until Consul deletes it): replace it.
+      const old = (await this.#client.kvGet(o.metaKey, { signal })).entries[0];
+      if (old) await this.#client.kvDelete(o.metaKey, { cas: old.modifyIndex, signal });
+      if (await this.#client.kvPut(o.metaKey, metadata, { acquire: sid, flags: Number(token), signal })) return;
+      this.#warn(new LeaderLockError(`consul: could not write the leader metadata at ${o.metaKey}; leading without it`, { backend: 'consul' }));
+    } catch (err) {
+      this.#warn(err);
+    }
   }
 
   /**
@@ -197,6 +220,12 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     const e = read.entries[0];
     if (sid === undefined || !this.#isOurs(e, sid, term)) return this.#released(term, 'taken', false);
     if (options.successor !== undefined) await this.#nominate(term.holder, options.successor);
+    // Our metadata goes first, while the key is still ours: after the delete a successor may already
+    // have written its own. Best effort: a leftover is ignored by readers (its Flags name our token).
+    if (this.#withMetadata.has(term)) {
+      const meta = (await this.#client.kvGet(o.metaKey).catch(() => undefined))?.entries[0];
+      if (meta && meta.session === sid) await this.#client.kvDelete(o.metaKey, { cas: meta.modifyIndex }).catch(() => undefined);
+    }
     let modifyIndex = e.modifyIndex;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -253,7 +282,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
       minDelayMs: 0,
       retryable: (err) => err instanceof BackendUnavailableError && !(err instanceof DeadlineExceededError),
     });
-    return toLockState(pickEntries(r.entries, this.key, this.#o.successorKey), this.ttlMs);
+    return toLockState(pickEntries(r.entries, this.key, this.#o.successorKey, this.#o.metaKey), this.ttlMs);
   }
 
   /**
@@ -275,7 +304,7 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
         const r = await this.#client.kvGet(this.key, { recurse: true, index, waitMs: this.#o.watchWaitMs, signal: stop });
         failures = 0;
         index = r.index < index ? 0n : r.index;
-        feed.push(toLockState(pickEntries(r.entries, this.key, this.#o.successorKey), this.ttlMs));
+        feed.push(toLockState(pickEntries(r.entries, this.key, this.#o.successorKey, this.#o.metaKey), this.ttlMs));
       } catch (err) {
         if (stop.aborted) break;
         failures += 1;

@@ -35,6 +35,8 @@ export interface ConsulLockOptions extends ConsulConnectionOptions {
 export interface ResolvedConsulLockOptions {
   key: string;
   successorKey: string;
+  /** Leader metadata, `<key>-meta`, held by the holder's session. */
+  metaKey: string;
   /** `service/<scope>/failover` on a Patroni layout (the key ends in '/leader'). */
   failoverKey: string | undefined;
   ttlMs: number;
@@ -86,6 +88,7 @@ export function resolveConsulLockOptions(o: ConsulLockOptions): { options: Reado
   const options: ResolvedConsulLockOptions = {
     key,
     successorKey: `${key}-successor`,
+    metaKey: `${key}-meta`,
     failoverKey: key.endsWith('/leader') ? `${key.slice(0, -'leader'.length)}failover` : undefined,
     ttlMs,
     sessionTtlS,

@@ -9,10 +9,12 @@ import type { KvPair } from './client.js';
 export interface LockEntries {
   leader: KvPair | undefined;
   successor: KvPair | undefined;
+  /** `<key>-meta`: the leader's metadata, its Flags = the token of the term that wrote it. */
+  meta?: KvPair | undefined;
 }
 
-export function pickEntries(entries: readonly KvPair[], key: string, successorKey: string): LockEntries {
-  return { leader: entries.find((e) => e.key === key), successor: entries.find((e) => e.key === successorKey) };
+export function pickEntries(entries: readonly KvPair[], key: string, successorKey: string, metaKey = `${key}-meta`): LockEntries {
+  return { leader: entries.find((e) => e.key === key), successor: entries.find((e) => e.key === successorKey), meta: entries.find((e) => e.key === metaKey) };
 }
 
 /** A key counts as held only while a session holds it; a key without a session is a stale leftover (free). */
@@ -30,6 +32,9 @@ export function toLockState(e: LockEntries, ttlMs: number): LockState {
   const state: LockState = {};
   if (isHeld(e.leader)) {
     state.leader = { holder: e.leader.value === '' ? '(unknown)' : e.leader.value, token: e.leader.createIndex, ttlMs, live: true };
+    // Metadata counts only when the holder's session wrote it for this term (Flags = token).
+    const m = e.meta;
+    if (m && m.session === e.leader.session && BigInt(m.flags) === e.leader.createIndex) state.leader.metadata = m.value;
   }
   if (isHeld(e.successor) && e.successor.value !== '') state.successor = e.successor.value;
   return state;

@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { Clock } from '../../core/clock.js';
 import { BackendUnavailableError, LeaderLockError, LockLostError } from '../../core/errors.js';
-import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
+import { Term, type AcquireOptions, type LeaderLock, type LeaderRecord, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
-import { Problems, assertHolder } from '../../core/options.js';
+import { Problems, assertHolder, assertMetadata } from '../../core/options.js';
 import { isLeaseGone, mapEtcdError } from './errors.js';
 import { resolveKey, resolveSessionOptions, type EtcdLockKeyOptions, type EtcdSessionOptions } from './options.js';
 import { EtcdSession, type KeepAliveResult } from './session.js';
@@ -47,6 +47,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #held = new Map<Term, wire.LeaseId>();
   readonly #releasing = new Set<Term>();
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
+  /** Records built with our own ttl as a stand-in because their holder's lease TTL was not known yet. */
+  readonly #unknownLease = new WeakMap<LeaderRecord, wire.LeaseId>();
   #warnedForeign: bigint | undefined;
   #closed = false;
 
@@ -79,16 +81,17 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
    */
   async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
     assertHolder(holder, 'etcd');
+    const metadata = assertMetadata(options.metadata, 'etcd');
     this.#assertOpen();
     const signal = options.signal;
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = await this.session.lease(signal);
       // 1. Refresh the lease and try to create the key, concurrently.
       const sentAt = this.clock.now();
-      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease), signal)]);
+      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease, metadata), signal)]);
       let won: { token: bigint } | 'again' | undefined;
       try {
-        won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
+        won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal, metadata) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
       } catch (err) {
         if (!isLeaseGone(err)) throw err;
         this.session.leaseLost(lease);
@@ -108,7 +111,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     throw new BackendUnavailableError(`etcd acquire of ${this.key}: the lease kept disappearing`, { backend: 'etcd' });
   }
 
-  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | 'again' | undefined> {
+  async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal, metadata?: string): Promise<{ token: bigint } | 'again' | undefined> {
     if (res.succeeded) return { token: wire.revisionOf(res) };
     const [leaderKv, successorKv] = wire.rangeResults(res);
     const leader = wire.storedLeader(leaderKv);
@@ -119,7 +122,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     }
     if (successorKv && successorKv.value.toString('utf8') === holder) {
       // 3. We are the nominee: take the key and remove the nomination in one revision.
-      const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease), signal);
+      const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease, metadata), signal);
       log('%s nominee acquire of %s: %s at revision %s', holder, this.key, res2.succeeded, res2.header.revision);
       if (res2.succeeded) return { token: wire.revisionOf(res2) };
       const l2 = wire.storedLeader(wire.rangeResults(res2)[0]);
@@ -228,18 +231,37 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   /** One consistent (linearizable) read of the key and the nomination. */
   async get(): Promise<LockState> {
     this.#assertOpen();
-    const { leader, successor } = await this.#read();
+    const { leader, successor, meta } = await this.#read();
     const stored = wire.storedLeader(leader);
     if (stored && !stored.foreign && !this.#leaseTtl.has(stored.lease)) await this.#learnLeaseTtl(stored.lease);
-    return this.#toState(leader, successor);
+    return this.#toState(leader, successor, meta);
   }
 
   watch(options: { signal: AbortSignal }): AsyncIterable<LockState> {
     this.#assertOpen();
-    return watchLock(
-      { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s) => this.#toState(l, s), warn: (e) => this.emit('warning', e) },
+    const feed = watchLock(
+      { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s, m) => this.#toState(l, s, m), warn: (e) => this.emit('warning', e) },
       options.signal,
     );
+    return this.#withHolderTtl(feed, options.signal);
+  }
+
+  /**
+   * `ttlMs` is the holder's lease TTL, as in `get()` (issue 12): a state whose holder rides on a lease
+   * we have not asked about yet waits for one LeaseTimeToLive call (once per lease, bounded by the
+   * request timeout); a state without a leader, or with a known lease, passes straight through.
+   */
+  async *#withHolderTtl(states: AsyncIterable<LockState>, signal: AbortSignal): AsyncGenerator<LockState, void, undefined> {
+    for await (const state of states) {
+      const lease = state.leader && this.#unknownLease.get(state.leader);
+      if (lease === undefined || this.#leaseTtl.has(lease)) {
+        yield state;
+        continue;
+      }
+      await this.#learnLeaseTtl(lease, signal);
+      const ttlMs = this.#leaseTtl.get(lease);
+      yield ttlMs === undefined ? state : { ...state, leader: { ...state.leader!, ttlMs } };
+    }
   }
 
   /** Releases held terms (best effort), then detaches from the session (closes it when it is ours). Idempotent. */
@@ -270,25 +292,32 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     return this.#held.get(term);
   }
 
-  async #read(signal?: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; revision: bigint }> {
+  async #read(signal?: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; meta?: IKeyValue; revision: bigint }> {
     const res = await this.#txn('etcd read', wire.readTxn(this.#keys), signal);
-    const [leader, successor] = wire.rangeResults(res);
-    return { leader, successor, revision: wire.revisionOf(res) };
+    const [leader, successor, meta] = wire.rangeResults(res);
+    return { leader, successor, meta, revision: wire.revisionOf(res) };
   }
 
   #txn(what: string, req: ITxnRequest, signal: AbortSignal | undefined): Promise<ITxnResponse> {
     return this.session.call(what, (rpc, o) => rpc.kv.txn(req, o), { signal });
   }
 
-  #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState {
+  #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, meta?: IKeyValue): LockState {
     const stored = wire.storedLeader(leader);
     if (stored?.foreign) this.#warnForeign(stored);
-    return wire.toLockState(leader, successor, (lease) => this.#leaseTtl.get(lease) ?? this.ttlMs);
+    let unknown: wire.LeaseId | undefined;
+    const state = wire.toLockState(leader, successor, (lease) => {
+      const known = this.#leaseTtl.get(lease);
+      if (known === undefined) unknown = lease;
+      return known ?? this.ttlMs;
+    }, meta);
+    if (state.leader && unknown !== undefined) this.#unknownLease.set(state.leader, unknown);
+    return state;
   }
 
-  async #learnLeaseTtl(lease: wire.LeaseId): Promise<void> {
+  async #learnLeaseTtl(lease: wire.LeaseId, signal?: AbortSignal): Promise<void> {
     try {
-      const res = await this.session.call('etcd lease ttl', (rpc, o) => rpc.leaseClient.leaseTimeToLive({ ID: lease }, o));
+      const res = await this.session.call('etcd lease ttl', (rpc, o) => rpc.leaseClient.leaseTimeToLive({ ID: lease }, o), { signal });
       const granted = Number(res.grantedTTL);
       if (granted > 0) {
         if (this.#leaseTtl.size > 64) this.#leaseTtl.clear();

@@ -40,8 +40,8 @@ export interface WatchDeps {
   session: EtcdSession;
   keys: LockKeys;
   /** One consistent read of both keys: their values and the header revision of the read. */
-  read(signal: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; revision: bigint }>;
-  toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState;
+  read(signal: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; meta?: IKeyValue; revision: bigint }>;
+  toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, meta: IKeyValue | undefined): LockState;
   warn(err: Error): void;
 }
 
@@ -72,6 +72,7 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
   const { session, keys } = deps;
   let leader: IKeyValue | undefined;
   let successor: IKeyValue | undefined;
+  let meta: IKeyValue | undefined; // the leader's metadata key (<key>-meta, inside the watched range)
   let revision: bigint | undefined; // last revision reflected in (leader, successor); undefined: read needed
   let failures = 0;
 
@@ -84,11 +85,12 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
       const kv = ev.type === 'Delete' ? undefined : ev.kv;
       if (key === keys.leader) leader = kv;
       else if (key === keys.successor) successor = kv;
+      else if (key === keys.meta) meta = kv;
       // One response may carry several revisions (put, delete, put…): every revision's state is
       // offered, so no change of holder or token is skipped; events of one txn share a revision.
       if (ev.kv.mod_revision !== events[i + 1]?.kv.mod_revision) {
         revision = BigInt(ev.kv.mod_revision);
-        feed.push(deps.toState(leader, successor));
+        feed.push(deps.toState(leader, successor, meta));
       }
     }
   };
@@ -118,8 +120,8 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
         deps.read(streamSignal).then(
           (r) => {
             if (streamSignal.aborted) return; // this stream is over; the next one starts afresh
-            ({ leader, successor, revision } = r);
-            feed.push(deps.toState(leader, successor));
+            ({ leader, successor, meta, revision } = r);
+            feed.push(deps.toState(leader, successor, meta));
             for (const res of buffered ?? []) apply(res);
             buffered = undefined;
           },

@@ -19,6 +19,8 @@ export const NO_LEASE: LeaseId = '0';
 export interface LockKeys {
   leader: string;
   successor: string;
+  /** Leader metadata, `<key>-meta`, written with the leader key on the same lease (same revision). */
+  meta: string;
   /** Set on a Patroni layout (the key ends in `/leader`): `<scope>/failover`. */
   failover: string | undefined;
 }
@@ -27,6 +29,7 @@ export function lockKeys(key: string): LockKeys {
   return {
     leader: key,
     successor: `${key}-successor`,
+    meta: `${key}-meta`,
     failover: key.endsWith('/leader') ? `${key.slice(0, -'/leader'.length)}/failover` : undefined,
   };
 }
@@ -61,10 +64,10 @@ function deleteOf(key: string): IRequestOp {
  * Acquire, the common case: create the leader key with our lease if it does not exist and nobody is
  * nominated. On failure etcd returns both keys (one consistent read) so the caller learns why.
  */
-export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId): ITxnRequest {
+export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId, metadata?: string): ITxnRequest {
   return {
     compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n)],
-    success: [putOf(keys.leader, holder, lease)],
+    success: [putOf(keys.leader, holder, lease), ...metaPut(keys, lease, metadata)],
     failure: [rangeOf(keys.leader), rangeOf(keys.successor)],
   };
 }
@@ -73,14 +76,22 @@ export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId): ITxn
  * Acquire by the nominated successor: the leader key is free and the nomination names `holder`. Takes
  * the key and removes the nomination (and Patroni's failover record) in the same revision.
  */
-export function nomineeAcquireTxn(keys: LockKeys, holder: string, lease: LeaseId): ITxnRequest {
-  const success = [putOf(keys.leader, holder, lease), deleteOf(keys.successor)];
+export function nomineeAcquireTxn(keys: LockKeys, holder: string, lease: LeaseId, metadata?: string): ITxnRequest {
+  const success = [putOf(keys.leader, holder, lease), ...metaPut(keys, lease, metadata), deleteOf(keys.successor)];
   if (keys.failover) success.push(deleteOf(keys.failover));
   return {
     compare: [createRevisionIs(keys.leader, 0n), valueIs(keys.successor, holder)],
     success,
     failure: [rangeOf(keys.leader), rangeOf(keys.successor)],
   };
+}
+
+/**
+ * The metadata key rides on the term's lease and is written in the acquire's revision, so it is
+ * exactly as old as the leader key it belongs to (see `toLockState`) and dies with the lease.
+ */
+function metaPut(keys: LockKeys, lease: LeaseId, metadata: string | undefined): IRequestOp[] {
+  return metadata === undefined ? [] : [putOf(keys.meta, metadata, lease)];
 }
 
 /** Renew's ownership proof: the key is the one our term created and still rides on our lease. */
@@ -97,7 +108,7 @@ export function renewTxn(keys: LockKeys, token: bigint, lease: LeaseId): ITxnReq
  * its own fresh lease (so it expires by itself) and, on a Patroni layout, Patroni's failover record.
  */
 export function releaseTxn(keys: LockKeys, token: bigint, handover?: { successor: string; from: string; lease: LeaseId }): ITxnRequest {
-  const success = [deleteOf(keys.leader)];
+  const success = [deleteOf(keys.leader), deleteOf(keys.meta)];
   if (handover) {
     success.push(putOf(keys.successor, handover.successor, handover.lease));
     if (keys.failover) success.push(putOf(keys.failover, patroniFailoverValue(handover.from, handover.successor), NO_LEASE));
@@ -110,9 +121,9 @@ export function patroniFailoverValue(leader: string, member: string): string {
   return JSON.stringify({ leader, member });
 }
 
-/** One consistent read of both keys. */
+/** One consistent read of the leader key, the nomination and the leader's metadata. */
 export function readTxn(keys: LockKeys): ITxnRequest {
-  return { compare: [], success: [rangeOf(keys.leader), rangeOf(keys.successor)], failure: [] };
+  return { compare: [], success: [rangeOf(keys.leader), rangeOf(keys.successor), rangeOf(keys.meta)], failure: [] };
 }
 
 /** The key-values returned by the range ops of a txn response, in op order (undefined: key absent). */
@@ -151,13 +162,17 @@ export function leaseOf(kv: IKeyValue): LeaseId {
 
 /**
  * The observer's view. `ttlMs` is the holder lease's granted TTL when known, else `fallbackTtlMs`;
+ * `metadata` from `<key>-meta` when it was written with this term;
  * a key without a lease never expires (`Infinity`).
  */
-export function toLockState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, ttlMsOf: (lease: LeaseId) => number): LockState {
+export function toLockState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, ttlMsOf: (lease: LeaseId) => number, meta?: IKeyValue): LockState {
   const state: LockState = {};
   const s = storedLeader(leader);
   if (s) {
     const record: LeaderRecord = { holder: s.holder, token: s.token, ttlMs: s.foreign ? Number.POSITIVE_INFINITY : ttlMsOf(s.lease), live: true };
+    // Metadata belongs to this term only if written in the revision that created the leader key; an
+    // older one (a previous term on the same lease) is ignored.
+    if (meta && BigInt(meta.mod_revision) === s.token) record.metadata = meta.value.toString('utf8');
     state.leader = record;
   }
   if (successor && successor.value.length > 0) state.successor = successor.value.toString('utf8');

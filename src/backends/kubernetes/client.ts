@@ -312,7 +312,9 @@ export class KubeClient extends EventEmitter {
           continue;
         }
         this.#resolver.report(url, true);
-        this.#noteSuccess(url);
+        // The resolver's own reads (fixed URLs: the service address it bootstraps from) are not the
+        // endpoint our requests use: counting them made a healthy client report a switch at start-up.
+        if (!fixedUrls) this.#noteSuccess(url);
         if ((status >= 200 && status < 300) || opts.accept?.includes(status)) {
           return { status, body: res.body, ...(res.stream ? { stream: res.stream } : {}) };
         }

@@ -156,7 +156,13 @@ export interface KubeconfigOptions {
 export function kubeconfigConfig(options: KubeconfigOptions = {}): KubeConnectionConfig {
   const paths = options.path === undefined ? kubeconfigPaths() : typeof options.path === 'string' ? [options.path] : [...options.path];
   const files = paths.filter((f) => existsSync(f)).map(readKubeconfigFile);
-  if (files.length === 0) throw new ConfigError(`no kubeconfig found (looked at ${paths.join(', ')})`, { backend: 'kubernetes' });
+  if (files.length === 0) {
+    const where =
+      options.path === undefined && !isInCluster()
+        ? ` and not running in a pod (KUBERNETES_SERVICE_HOST is unset): give a kubeconfig path (kubeconfig option, --kubeconfig on the command line), set $KUBECONFIG, or run in-cluster with a service account`
+        : options.path === undefined ? '' : ': check the path';
+    throw new ConfigError(`no kubeconfig found (looked at ${paths.join(', ')})${where}`, { backend: 'kubernetes' });
+  }
   const find = <T>(pick: (f: KubeconfigFile) => NamedEntry<T>[], name: string | undefined): { value: T; dir: string } | undefined => {
     for (const f of files) {
       const hit = pick(f).find((e) => e.name === name);

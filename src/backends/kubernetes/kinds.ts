@@ -49,6 +49,14 @@ export interface KubeObject {
 /** Annotation naming the candidate a handover nominated (all kinds). Expires by observation, like the lease. */
 export const SUCCESSOR_ANNOTATION = 'leaderlock.io/successor';
 
+/**
+ * Leader metadata (all kinds): the value, and the term (transitions) it was written with. A foreign
+ * writer that takes over (client-go keeps annotations it does not know) changes the transitions, so
+ * the metadata is shown only for the term that wrote it. Patroni and client-go read neither.
+ */
+export const METADATA_ANNOTATION = 'leaderlock.io/metadata';
+export const METADATA_TERM_ANNOTATION = 'leaderlock.io/metadata-term';
+
 export interface WriteExtras {
   /** Endpoints: the leader's address; subsets are emptied when the record has no holder. */
   podIp?: string | undefined;
@@ -57,6 +65,8 @@ export interface WriteExtras {
   successor?: string | null | undefined;
   /** Labels for a newly created object. */
   labels?: Readonly<Record<string, string>> | undefined;
+  /** Leader metadata and its term: set it; null: remove it; undefined: keep what is there. */
+  metadata?: { value: string; term: number } | null | undefined;
 }
 
 export interface KindMapper {
@@ -84,6 +94,26 @@ function baseObject(mapper: KindMapper, current: KubeObject | undefined, target:
   return { apiVersion: mapper.apiVersion, kind: mapper.kind, metadata };
 }
 
+/** The metadata written with term `transitions`, if any. */
+export function metadataOf(obj: KubeObject | undefined, transitions: number | undefined): string | undefined {
+  const a = obj?.metadata.annotations;
+  const value = a?.[METADATA_ANNOTATION];
+  return typeof value === 'string' && transitions !== undefined && a?.[METADATA_TERM_ANNOTATION] === String(transitions) ? value : undefined;
+}
+
+function applyMetadata(obj: KubeObject, metadata: WriteExtras['metadata']): void {
+  if (metadata === undefined) return;
+  const annotations = obj.metadata.annotations ?? {};
+  if (metadata === null) {
+    delete annotations[METADATA_ANNOTATION];
+    delete annotations[METADATA_TERM_ANNOTATION];
+  } else {
+    annotations[METADATA_ANNOTATION] = metadata.value;
+    annotations[METADATA_TERM_ANNOTATION] = String(metadata.term);
+  }
+  obj.metadata.annotations = annotations;
+}
+
 function applySuccessor(obj: KubeObject, successor: string | null | undefined): void {
   if (successor === undefined) return;
   const annotations = obj.metadata.annotations ?? {};
@@ -109,6 +139,7 @@ const lease: KindMapper = {
     const obj = baseObject(lease, current, target, extras);
     obj.spec = recordToLeaseSpec(record, current?.spec ?? {});
     applySuccessor(obj, extras.successor);
+    applyMetadata(obj, extras.metadata);
     return obj;
   },
 };
@@ -127,6 +158,7 @@ function patroniMapper(kind: 'Endpoints' | 'ConfigMap', resource: string): KindM
       const obj = baseObject(mapper, current, target, extras);
       obj.metadata.annotations = recordToAnnotations(record, obj.metadata.annotations ?? {});
       applySuccessor(obj, extras.successor);
+      applyMetadata(obj, extras.metadata);
       if (kind === 'Endpoints') {
         // As Patroni with use_endpoints: the leader's address in subsets, so a Service without a
         // selector routes to it; emptied on release.

@@ -106,7 +106,10 @@ export async function runWatch(ctx: WatchContext, feed: StateFeed, signal: Abort
           continue;
         }
         failures++;
-        ctx.warn(err);
+        // One broken stream is routine (an API node restarting, a proxy cutting it): it resumes on the
+        // next node, so only a failure that repeats is a warning (as the etcd watch does).
+        if (failures >= 3) ctx.warn(err);
+        else log('watch %s failed (%d): %s', ctx.name, failures, err instanceof Error ? err.message : String(err));
         // Back off on the lock's clock: 100 ms doubling to 2 s, then resume (re-list after repeated failures).
         if (failures >= 3) rv = undefined;
         await ctx.clock.sleep(Math.min(2000, 100 * 2 ** Math.min(failures - 1, 5)), signal).catch(() => undefined);

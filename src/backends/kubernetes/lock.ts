@@ -3,9 +3,9 @@ import type { Clock } from '../../core/clock.js';
 import { AbortedError, BackendUnavailableError, ConfigError, LockLostError, MalformedRecordError, isAmbiguous } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
-import { Problems, assertHolder, checkIdentity } from '../../core/options.js';
+import { Problems, assertHolder, assertMetadata, checkIdentity } from '../../core/options.js';
 import { StateFeed } from '../../core/watch.js';
-import { successorOf, type KubeObject, type LockKind } from './kinds.js';
+import { metadataOf, successorOf, type KubeObject, type LockKind } from './kinds.js';
 import { LockObjectIo, isOurWrite, sameTerm } from './lock-io.js';
 import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOptions } from './lock-options.js';
 import { runWatch } from './lock-watch.js';
@@ -84,6 +84,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
    */
   async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
     assertHolder(holder, 'kubernetes');
+    const metadata = assertMetadata(options.metadata, 'kubernetes');
     this.#assertOpen();
     const { signal } = options;
     let sent: { record: WireRecord; sentAt: number; nominee: boolean } | undefined;
@@ -107,7 +108,10 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         transitions: snap.wire ? snap.wire.transitions + 1 : 1,
       };
       const nominee = successorOf(snap.obj) === holder;
-      const body = this.#io.build(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
+      const body = this.#io.build(snap.obj, record, {
+        successor: successorOf(snap.obj) === undefined ? undefined : null,
+        metadata: metadata === undefined ? null : { value: metadata, term: record.transitions },
+      });
       // 3. CAS write (create on 404); validUntil counts from its send time.
       sent = { record, sentAt: this.#o.clock.now(), nominee };
       let status: number;
@@ -213,7 +217,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       attempted = true;
       let status: number;
       try {
-        status = await this.#io.put(this.#io.build(snap.obj, record, { successor: successor ?? null }), undefined);
+        status = await this.#io.put(this.#io.build(snap.obj, record, { successor: successor ?? null, metadata: null }), undefined);
       } catch (err) {
         if (!isAmbiguous(err)) throw err;
         const after = await this.#io.read().catch(() => {
@@ -274,7 +278,10 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   // ---- internals -------------------------------------------------------------------------------
 
   #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
-    return this.#observer.judge(snap, this.#o.clock.now());
+    const judged = this.#observer.judge(snap, this.#o.clock.now());
+    const metadata = judged.state.leader && metadataOf(snap.obj, snap.wire?.transitions);
+    if (metadata !== undefined) judged.state.leader!.metadata = metadata;
+    return judged;
   }
 
   #startTerm(holder: string, record: WireRecord, sentAt: number, nominee: boolean): Term {

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Clock } from '../../core/clock.js';
+import { sameTimeline, type Clock } from '../../core/clock.js';
 import { AbortedError, ConfigError, LockLostError, isAmbiguous } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LockState, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
-import { Problems, assertHolder, checkDrift, checkIdentity, checkTtl } from '../../core/options.js';
+import { Problems, assertHolder, assertMetadata, checkDrift, checkIdentity, checkTtl } from '../../core/options.js';
 import type { Faults } from './faults.js';
 import { Network } from './network.js';
 import type { MemoryStore } from './store.js';
@@ -47,7 +47,14 @@ function resolveOptions(store: MemoryStore, options: MemoryLockOptions): Readonl
   const ttlMs = checkTtl(p, options.ttlMs);
   const drift = checkDrift(p, options.drift);
   const clock = options.clock ?? store?.clock;
-  p.check(typeof clock?.now === 'function' && typeof clock?.setTimer === 'function', 'clock must implement Clock (now, date, setTimer, sleep)');
+  if (p.check(typeof clock?.now === 'function' && typeof clock?.setTimer === 'function', 'clock must implement Clock (now, date, setTimer, sleep)') && store?.clock) {
+    // A lock on another timeline than its store (system clock vs VirtualClock) would judge TTLs and
+    // deadlines against a time that never meets the store's: reject instead of mixing silently.
+    p.check(
+      sameTimeline(clock!, store.clock),
+      "clock is on another timeline than the store's clock (e.g. the system clock with a MemoryStore on a VirtualClock): leave clock out to use the store's, or pass storeClock.child() for a drifting process clock",
+    );
+  }
   const requestTimeoutMs = options.requestTimeoutMs ?? ttlMs / 5;
   p.check(
     typeof requestTimeoutMs === 'number' && Number.isFinite(requestTimeoutMs) && requestTimeoutMs > 0,
@@ -133,12 +140,13 @@ export class MemoryLock extends EventEmitter implements LeaderLock {
    */
   async acquire(holder: string, options: AcquireOptions = {}): Promise<Term | undefined> {
     assertHolder(holder, 'memory');
+    const metadata = assertMetadata(options.metadata, 'memory');
     this.#assertOpen();
     const { store, key } = this;
     const requestId = `${this.#id}#${++this.#seq}`;
     const sentAt = this.#o.clock.now();
     try {
-      const r = await this.#request('acquire', () => store.create(key, holder, this.ttlMs, requestId), options.signal);
+      const r = await this.#request('acquire', () => store.create(key, holder, this.ttlMs, requestId, metadata), options.signal);
       return r.ok ? this.#startTerm(holder, r.token, sentAt) : undefined;
     } catch (err) {
       if (!isAmbiguous(err)) throw err;

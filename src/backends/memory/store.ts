@@ -43,6 +43,8 @@ export interface StoredRecord {
    * tell it apart from another incarnation with the same identity.
    */
   readonly requestId: string | undefined;
+  /** Published by the holder with its term (`LeaderRecord.metadata`). */
+  readonly metadata?: string;
 }
 
 export type CreateResult = { ok: true; token: bigint } | { ok: false; state: LockState };
@@ -102,13 +104,13 @@ export class MemoryStore {
    * Create the record if no live record exists and no live nomination names someone else.
    * The named successor's create removes the nomination. Token = the new revision.
    */
-  create(key: string, holder: string, ttlMs: number, requestId?: string): CreateResult {
+  create(key: string, holder: string, ttlMs: number, requestId?: string, metadata?: string): CreateResult {
     const e = this.#entry(key);
     if (e.record || (e.nomination && e.nomination.successor !== holder)) return { ok: false, state: this.#state(e) };
     if (e.nomination) this.#dropNomination(e);
     const token = ++this.#revision;
     const now = this.clock.date();
-    e.record = { holder, token, ttlMs, expiresAt: 0, acquiredAt: now, renewedAt: now, requestId, timer: { cancel() {} } };
+    e.record = { holder, token, ttlMs, expiresAt: 0, acquiredAt: now, renewedAt: now, requestId, ...(metadata === undefined ? {} : { metadata }), timer: { cancel() {} } };
     this.#armRecord(key, e, ttlMs);
     this.#notify(e);
     return { ok: true, token };
@@ -203,6 +205,7 @@ export class MemoryStore {
     const r = e.record;
     if (r) {
       state.leader = { holder: r.holder, token: r.token, ttlMs: r.ttlMs, live: true, acquiredAt: new Date(r.acquiredAt), renewedAt: new Date(r.renewedAt) };
+      if (r.metadata !== undefined) state.leader.metadata = r.metadata;
     }
     if (e.nomination) state.successor = e.nomination.successor;
     return state;

@@ -20,6 +20,7 @@ const noUnknownRoutes = (): void => {
 lockConformance(
   {
     name: 'consul (FakeConsulServer, virtual clock)',
+    metadata: true,
     ttlMs: TTL_MS,
     expiryMs: 2 * TTL_MS,
     // A fresh key per test keeps cases independent without restarting the fake.

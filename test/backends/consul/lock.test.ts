@@ -1,6 +1,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConsulLock, type ConsulApi, type KvRead } from '../../../src/backends/consul/index.js';
+import { ConsulLock, type ConsulApi, type KvPair, type KvRead } from '../../../src/backends/consul/index.js';
+import { pickEntries, toLockState } from '../../../src/backends/consul/records.js';
 import { BackendUnavailableError, ConfigError, DeadlineExceededError, ForbiddenError, LockLostError } from '../../../src/core/errors.js';
 import type { Term } from '../../../src/core/lock.js';
 import { VirtualClock } from '../../../src/testing/index.js';
@@ -360,5 +361,17 @@ describe('ConsulLock over HTTPS', () => {
       rmSync(dir, { recursive: true, force: true });
       await fake.close();
     }
+  });
+});
+
+describe('ConsulLock leader metadata (issue 12)', () => {
+  const pair = (key: string, value: string, createIndex: bigint, session: string | undefined, flags = 0): KvPair => ({ key, value, createIndex, modifyIndex: createIndex, lockIndex: 1n, flags, session });
+  it('shows <key>-meta only when the holder session wrote it for this term (Flags = token)', () => {
+    const leader = pair('service/x/leader', 'node-a', 40n, 's1');
+    const state = (meta: KvPair) => toLockState(pickEntries([leader, meta], 'service/x/leader', 'service/x/leader-successor'), 15_000);
+    assert.equal(state(pair('service/x/leader-meta', 'addr', 41n, 's1', 40)).leader?.metadata, 'addr');
+    assert.equal(state(pair('service/x/leader-meta', 'old', 30n, 's1', 29)).leader?.metadata, undefined, 'an earlier term of the same session');
+    assert.equal(state(pair('service/x/leader-meta', 'other', 41n, 's2', 40)).leader?.metadata, undefined, 'another session');
+    assert.equal(state(pair('service/x/leader-meta', 'x', 41n, undefined, 40)).leader?.metadata, undefined, 'not held by a session');
   });
 });

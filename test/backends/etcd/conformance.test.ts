@@ -20,6 +20,7 @@ after(() => cluster?.stop());
 lockConformance(
   {
     name: 'etcd',
+    metadata: true,
     ttlMs: TTL,
     expiryMs: TTL + 1000,
     newLock: async () => new EtcdLock({ endpoints: cluster.endpoints, key: `/conformance/${n}/leader`, ttlMs: TTL, requestTimeoutMs: 1500 }),

@@ -20,7 +20,7 @@ const kv = (key: string, value: string, create: string, lease = '0'): IKeyValue 
 
 describe('etcd wire mapping', () => {
   it('derives the successor key and, on a Patroni layout, the failover key', () => {
-    assert.deepEqual(wire.lockKeys('/service/pg/leader'), { leader: '/service/pg/leader', successor: '/service/pg/leader-successor', failover: '/service/pg/failover' });
+    assert.deepEqual(wire.lockKeys('/service/pg/leader'), { leader: '/service/pg/leader', successor: '/service/pg/leader-successor', meta: '/service/pg/leader-meta', failover: '/service/pg/failover' });
     assert.equal(wire.lockKeys('/locks/a').failover, undefined);
     assert.equal(wire.patroniKey('pg'), '/service/pg/leader');
     assert.equal(wire.patroniKey('pg', '/db/'), '/db/pg/leader');
@@ -56,7 +56,11 @@ describe('etcd wire mapping', () => {
     const keys = wire.lockKeys('/service/pg/leader');
     const plain = wire.releaseTxn(keys, 5n);
     assert.deepEqual(plain.compare!.map((c) => c.create_revision), ['5']);
-    assert.equal(plain.success!.length, 1);
+    assert.deepEqual(
+      plain.success!.map((o) => o.request_delete_range!.key!.toString()),
+      ['/service/pg/leader', '/service/pg/leader-meta'],
+      'the leader key and its metadata go together',
+    );
     const h = wire.releaseTxn(keys, 5n, { successor: 'b', from: 'a', lease: '99' });
     const puts = h.success!.filter((o) => o.request_put).map((o) => [o.request_put!.key!.toString(), o.request_put!.value!.toString(), o.request_put!.lease]);
     assert.deepEqual(puts, [
@@ -72,6 +76,29 @@ describe('etcd wire mapping', () => {
     assert.equal(foreign?.foreign, true);
     assert.equal(wire.toLockState(kv('/l', 'ops', '4'), undefined, () => 1).leader?.ttlMs, Number.POSITIVE_INFINITY);
     assert.deepEqual(wire.toLockState(undefined, undefined, () => 1), {});
+  });
+
+  it('issue 12: metadata is put with the leader key on the same lease, and shown only for the term that wrote it', () => {
+    const keys = wire.lockKeys('/l');
+    const t = wire.acquireTxn(keys, 'node-a', '42', 'addr=1');
+    assert.deepEqual(
+      t.success!.map((o) => [o.request_put!.key!.toString(), o.request_put!.value!.toString(), o.request_put!.lease]),
+      [
+        ['/l', 'node-a', '42'],
+        ['/l-meta', 'addr=1', '42'],
+      ],
+    );
+    assert.equal(wire.acquireTxn(keys, 'node-a', '42').success!.length, 1, 'no metadata: the leader key only');
+    const n = wire.nomineeAcquireTxn(keys, 'node-b', '43', 'addr=2');
+    assert.equal(n.success![1]!.request_put!.key!.toString(), '/l-meta');
+    // Written in the revision that created the leader key (create_revision 5 = mod_revision 5): shown.
+    const leader = kv('/l', 'a', '5', '5');
+    assert.equal(wire.toLockState(leader, undefined, () => 1, kv('/l-meta', 'addr=1', '5', '5')).leader?.metadata, 'addr=1');
+    // An older metadata key (a previous term on the same lease): ignored.
+    assert.equal(wire.toLockState(leader, undefined, () => 1, kv('/l-meta', 'old', '3', '3')).leader?.metadata, undefined);
+    assert.equal(wire.readTxn(keys).success![2]!.request_range!.key!.toString(), '/l-meta');
+    // The metadata key sorts inside the watched range [key, key-successor].
+    assert.ok('/l-meta' > '/l' && '/l-meta' < '/l-successor');
   });
 
   it('rounds TTLs up to whole seconds, never down', () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
+import { BackendUnavailableError, ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
 import type { LockState } from '../../../src/core/lock.js';
 import { KubernetesLock } from '../../../src/backends/kubernetes/lock.js';
 import type { KubernetesLockOptions } from '../../../src/backends/kubernetes/lock-options.js';
@@ -39,6 +39,7 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
   lockConformance(
     {
       name: `kubernetes ${kind}, in-memory stub`,
+      metadata: true,
       ttlMs: TTL,
       newLock: async () => make(),
       // Candidates that watch keep observing; a lock that was not asked in between judges from its last look.
@@ -344,6 +345,51 @@ describe('KubernetesLock watch stream and foreign writers', () => {
     }
   });
 
+  it('issue 12: one broken watch stream (an API node failing over) is no warning; three failures in a row are one', async () => {
+    const { api, clock, make, close } = setup();
+    const ac = new AbortController();
+    let breaks = 1;
+    let cut: AbortController | undefined;
+    const watch = api.watch.bind(api);
+    api.watch = (opts) => {
+      if (breaks > 0) {
+        breaks--;
+        return (async function* (): AsyncGenerator<never> {
+          throw new BackendUnavailableError(`watch ${opts.path} broke: UND_ERR_DESTROYED`, { backend: 'kubernetes' });
+        })();
+      }
+      cut = new AbortController();
+      return watch({ ...opts, signal: AbortSignal.any([opts.signal, cut.signal]) });
+    };
+    try {
+      const w = make();
+      const warnings: string[] = [];
+      w.on('warning', (e: Error) => warnings.push(e.message));
+      const seen: LockState[] = [];
+      const done = (async () => {
+        for await (const s of w.watch({ signal: ac.signal })) seen.push(s);
+      })();
+      await clock.advance(0);
+      await clock.advance(150); // past the first backoff: the watch resumes
+      const a = make();
+      const t1 = (await a.acquire('node-a'))!;
+      await clock.advance(0);
+      assert.equal(seen.at(-1)?.leader?.token, t1.token, 'the watch resumed after the break');
+      assert.deepEqual(warnings, []);
+      // Now the stream ends and the next three attempts fail: that is worth one warning.
+      breaks = 3;
+      cut!.abort();
+      await clock.advance(100 + 200 + 400 + 50);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /watch .* broke: UND_ERR_DESTROYED/);
+      ac.abort();
+      await done;
+    } finally {
+      ac.abort();
+      await close();
+    }
+  });
+
   it('a live client-go holder is respected until unchanged for its leaseDurationSeconds, then taken with token + 1; unknown spec fields kept', async () => {
     const { api, clock, make, close } = setup();
     try {
@@ -365,6 +411,32 @@ describe('KubernetesLock watch stream and foreign writers', () => {
       assert.equal(spec.leaseTransitions, 42);
     } finally {
       await close();
+    }
+  });
+
+  it('issue 12: metadata rides in leaderlock.io/ annotations; client-go and Patroni fields unchanged; a foreign takeover hides it', async () => {
+    for (const kind of ['Lease', 'Endpoints'] as const) {
+      const { api, make, close } = setup(kind);
+      try {
+        const a = make();
+        const term = (await a.acquire('node-a', { metadata: '10.0.0.1:5432' }))!;
+        const path = kind === 'Lease' ? LEASE : EP;
+        const obj = api.get(path)! as { metadata: { annotations: Record<string, string> }; spec?: Record<string, unknown> };
+        assert.equal(obj.metadata.annotations['leaderlock.io/metadata'], '10.0.0.1:5432');
+        assert.equal(obj.metadata.annotations['leaderlock.io/metadata-term'], String(term.token));
+        if (kind === 'Lease') assert.equal(obj.spec?.holderIdentity, 'node-a', 'client-go reads the holder as before');
+        else assert.equal(obj.metadata.annotations.leader, 'node-a', 'Patroni reads the leader as before');
+        assert.equal((await make().get()).leader?.metadata, '10.0.0.1:5432');
+        // A foreign writer takes over keeping our annotations (client-go updates the object it read):
+        // the term changed, so the metadata is not shown for the new holder.
+        if (kind === 'Lease') api.touch(path, { spec: { holderIdentity: 'kcm-2', leaseTransitions: Number(term.token) + 1 } });
+        else api.touch(path, { metadata: { annotations: { leader: 'pg-2', transitions: String(Number(term.token) + 1) } } });
+        const seen = (await make().get()).leader;
+        assert.equal(seen?.token, term.token + 1n);
+        assert.equal(seen?.metadata, undefined);
+      } finally {
+        await close();
+      }
     }
   });
 

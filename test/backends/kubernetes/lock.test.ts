@@ -54,6 +54,7 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
   lockConformance(
     {
       name: `kubernetes ${kind}, FakeKubeApiServer via endpointsResolver`,
+      metadata: true,
       ttlMs: TTL,
       newLock: async () => {
         // Generous request deadline: 20 locks open TLS connections at once on a busy 2-core machine.

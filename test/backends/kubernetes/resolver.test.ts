@@ -50,6 +50,16 @@ describe('kubernetes API endpoint resolvers', () => {
     assert.equal(c.stats.endpoint, fake.node(0).url.href);
   });
 
+  it('issue 12: a healthy client reports no switch at start-up (its endpoint reads via the service are not its endpoint)', async () => {
+    const { c, switches } = client();
+    for (let i = 0; i < 5; i++) await c.request({ method: 'GET', path: LEASES });
+    assert.equal(c.stats.switches, 0);
+    assert.equal(switches.length, 1, switches.map((e) => `${e.from?.host ?? '-'} → ${e.to.host}: ${e.reason}`).join('\n'));
+    assert.equal(switches[0]!.from, undefined);
+    assert.equal(switches[0]!.to.href, fake.node(0).url.href);
+    assert.equal(switches[0]!.reason, 'first connection');
+  });
+
   it('rotates to the next IP when the sticky one refuses, and the same call succeeds', async () => {
     const { c, resolver, switches } = client();
     await c.request({ method: 'GET', path: LEASES });

@@ -5,6 +5,7 @@ import { DeadlineExceededError, LockLostError, ConfigError, AbortedError } from 
 import type { LockState } from '../../../src/core/lock.js';
 import { lockConformance } from '../../../src/testing/conformance.js';
 import { VirtualClock } from '../../../src/testing/virtual-clock.js';
+import { systemClock } from '../../../src/core/clock.js';
 
 const TTL = 1000;
 
@@ -14,6 +15,7 @@ let store = new MemoryStore({ clock });
 lockConformance(
   {
     name: 'memory',
+    metadata: true,
     ttlMs: TTL,
     expiryMs: TTL,
     newLock: async () => new MemoryLock(store, { clock, ttlMs: TTL }),
@@ -314,6 +316,19 @@ describe('MemoryLock', () => {
     assert.throws(() => l.faults.set({ latencyMs: -5 }), ConfigError);
     assert.throws(() => l.faults.dropRequests(1.5), ConfigError);
     assert.throws(() => l.faults.partition(Number.NaN), ConfigError);
+  });
+
+  it('issue 12: a lock inherits the store clock; a lock on another timeline is a ConfigError', async () => {
+    const virtual = new VirtualClock();
+    const store = new MemoryStore({ clock: virtual });
+    assert.equal(new MemoryLock(store).clock, virtual, 'no clock given: the store clock');
+    const child = virtual.child({ rate: 1.01 });
+    assert.equal(new MemoryLock(store, { clock: child }).clock, child, 'a drifting child of the store clock is fine');
+    assert.throws(() => new MemoryLock(store, { clock: systemClock }), (e: unknown) => e instanceof ConfigError && /another timeline than the store's clock/.test(e.message));
+    assert.throws(() => new MemoryLock(store, { clock: new VirtualClock().child() }), ConfigError, 'a child of another VirtualClock');
+    const realStore = new MemoryStore();
+    assert.throws(() => new MemoryLock(realStore, { clock: virtual }), ConfigError, 'a virtual lock on a real-time store');
+    assert.equal(new MemoryLock(realStore, { clock: systemClock }).clock, systemClock);
   });
 
   it('a nomination lives exactly ttl on the store clock; the nominee acquires at once', async () => {
