@@ -253,12 +253,23 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   async #doStop(): Promise<void> {
     const ac = this.#ac!;
     const term = this.#term;
-    ac.abort();
-    term?.end('stopped');
-    if (term) await this.#work.settle(term);
-    await Promise.all([this.#loop, this.#watchLoop]);
-    const toRelease = term ?? this.#unreleased;
-    if (toRelease) await this.#release(toRelease);
+    if (!term) {
+      // Not leading: an acquire may be in flight; the abort makes a late win give itself back.
+      ac.abort();
+      await Promise.all([this.#unreleased && this.#release(this.#unreleased), this.#loop, this.#watchLoop]);
+    } else {
+      // Leading: release as soon as nothing of the term can act (its work has settled), and only then
+      // shut the loops down. Their shutdown (cancelling the watch stream, cutting a renew short) is no
+      // part of safety; done first it only delays the release, by more the busier the CPU. Meanwhile
+      // the loop cannot acquire: no acquire is in flight while leading, and campaigning is off (a
+      // later start() turns it back on) besides the release in flight.
+      this.#campaigning = false;
+      term.end('stopped');
+      await this.#work.settle(term);
+      await this.#release(term);
+      ac.abort();
+      await Promise.all([this.#loop, this.#watchLoop]);
+    }
     this.#lock.off('warning', this.#forwardWarning);
     this.#ac = undefined;
     this.#starting = undefined;
