@@ -83,9 +83,21 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     const signal = options.signal;
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = await this.session.lease(signal);
-      // 1. Refresh the lease and try to create the key, concurrently.
+      // 1. Refresh the lease and try to create the key, concurrently. When the lease's last confirmed
+      //    refresh still bounds at least half a ttl, the txn's answer alone decides: the key lives as
+      //    long as the lease, and the lease until that refresh's send time + its TTL. The keep-alive
+      //    then only extends the term when it lands; otherwise the term waits for it.
       const sentAt = this.clock.now();
-      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease), signal)]);
+      const recent = this.session.lastRefresh(lease);
+      const known = recent && this.#validFrom(recent) - sentAt >= this.ttlMs / 2 ? recent : undefined;
+      const kaP = this.session.keepAlive(lease, { signal });
+      const txnP = this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease), signal);
+      let ka: PromiseSettledResult<KeepAliveResult> | undefined;
+      let first: PromiseSettledResult<ITxnResponse>;
+      if (known) {
+        kaP.catch(() => undefined); // awaited below, after the decision
+        [first] = await Promise.allSettled([txnP]);
+      } else [ka, first] = await Promise.allSettled([kaP, txnP]);
       let won: { token: bigint } | 'again' | undefined;
       try {
         won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
@@ -96,16 +108,29 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       }
       if (won === 'again') continue;
       if (!won) return undefined;
-      // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed keep-alive.
-      const alive = ka.status === 'fulfilled' ? ka.value : await this.#keepAliveOrGiveBack(won.token, lease, signal);
+      // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed refresh.
+      const alive = known ?? (ka!.status === 'fulfilled' ? ka!.value : await this.#keepAliveOrGiveBack(won.token, lease, signal));
       if (alive.ttlMs <= 0) continue; // the lease (and the key with it) is gone: start over on a new lease
-      const validUntil = Math.min(sentAt, alive.sentAt) + Math.min(this.ttlMs, alive.ttlMs) * (1 - this.drift);
-      const term = new Term({ holder, token: won.token, validUntil, clock: this.clock, backend: 'etcd' });
+      const term = new Term({ holder, token: won.token, validUntil: this.#validFrom({ sentAt: Math.min(sentAt, alive.sentAt), ttlMs: alive.ttlMs }), clock: this.clock, backend: 'etcd' });
       this.#hold(term, lease);
+      if (known) {
+        void kaP.then(
+          (r) => {
+            if (r.ttlMs > 0) term.extend(this.#validFrom(r));
+            else if (this.#held.has(term)) this.#lost(term, 'expired'); // the lease is gone, the key with it
+          },
+          () => undefined, // undecided: the term keeps the validUntil the earlier refresh gave it
+        );
+      }
       log('%s acquired %s, token %s, lease %s', holder, this.key, won.token, lease);
       return term;
     }
     throw new BackendUnavailableError(`etcd acquire of ${this.key}: the lease kept disappearing`, { backend: 'etcd' });
+  }
+
+  /** validUntil that a confirmed refresh gives: its send time + ttl·(1−drift) (the smaller of ours and the granted TTL). */
+  #validFrom(r: KeepAliveResult): number {
+    return r.sentAt + Math.min(this.ttlMs, r.ttlMs) * (1 - this.drift);
   }
 
   async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<{ token: bigint } | 'again' | undefined> {
@@ -186,7 +211,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (txn.status === 'rejected') throw isLeaseGone(txn.reason) ? this.#lost(term, 'expired') : mapEtcdError(txn.reason, 'etcd renew');
     if (ka.status === 'rejected') throw mapEtcdError(ka.reason, 'etcd renew');
     if (term.ended) throw this.#lostError(term, term.endReason ?? 'expired');
-    term.extend(ka.value.sentAt + Math.min(this.ttlMs, ka.value.ttlMs) * (1 - this.drift));
+    term.extend(this.#validFrom(ka.value));
     return term;
   }
 

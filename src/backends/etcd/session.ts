@@ -53,6 +53,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #holding = 0;
   /** Monotonic time until which the lease is known to live (last confirmed refresh send + granted TTL). */
   #aliveUntil = 0;
+  /** The last confirmed refresh (grant or keep-alive) of the current lease: its send time and TTL. */
+  #refreshed: KeepAliveResult | undefined;
   #idleTimer: Timer | undefined;
   #closed = false;
 
@@ -101,6 +103,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
         this.#lease = id;
         this.#grantedTtlMs = ttlMs;
         this.#aliveUntil = sentAt + ttlMs;
+        this.#refreshed = { sentAt, ttlMs };
         log('lease %s granted, ttl %d ms', id, ttlMs);
         return id;
       })
@@ -121,6 +124,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     if (this.#lease === lease) {
       log('lease %s lost', lease);
       this.#lease = undefined;
+      this.#refreshed = undefined;
     }
   }
 
@@ -131,8 +135,20 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   async keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
     const result = await this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o), opts);
     if (result.ttlMs <= 0) this.leaseLost(lease);
-    else if (lease === this.#lease) this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
+    else if (lease === this.#lease) {
+      this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
+      if (!this.#refreshed || result.sentAt >= this.#refreshed.sentAt) this.#refreshed = result;
+    }
     return result;
+  }
+
+  /**
+   * The last confirmed refresh of `lease` (its grant or a keep-alive): etcd keeps the lease, and every
+   * key on it, until at least `sentAt + ttlMs` — it counts the TTL from when it handled the request,
+   * which is after we sent it. Undefined when `lease` is not the current lease.
+   */
+  lastRefresh(lease: LeaseId): KeepAliveResult | undefined {
+    return lease === this.#lease ? this.#refreshed : undefined;
   }
 
   #keepAliveOn(member: Member, lease: LeaseId, o: CallOptions): Promise<KeepAliveResult> {
