@@ -193,7 +193,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
 
   /**
    * Proves the key is still ours (txn `create_revision == token && lease == ours`) and refreshes the
-   * lease, concurrently. Throws `LockLostError` (term ended: 'taken' or 'expired') when either says
+   * lease, concurrently — batched with the other locks of the session (see `RenewBatcher`). Throws `LockLostError` (term ended: 'taken' or 'expired') when either says
    * no; `BackendUnavailableError` when undecided (the term keeps its validUntil).
    */
   async renew(term: Term, options: RenewOptions = {}): Promise<Term> {
@@ -202,9 +202,11 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (!lease || term.ended) throw this.#lostError(term, term.endReason ?? 'expired');
     if (this.session.leaseId !== lease) throw this.#lost(term, 'expired');
     const signal = options.signal;
-    const [ka, txn] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd renew', wire.renewTxn(this.#keys, term.token, lease), signal)]);
-    if (txn.status === 'fulfilled' && !txn.value.succeeded) {
-      const now = wire.storedLeader(wire.rangeResults(txn.value)[0]);
+    // Batched with the renews of the other locks on the session (one keep-alive, one txn per window).
+    const { keepAlive, proof } = this.session.renews.renew(this.#keys.leader, term.token, lease, signal);
+    const [ka, txn] = await Promise.allSettled([keepAlive, proof]);
+    if (txn.status === 'fulfilled' && !txn.value.owned) {
+      const now = wire.storedLeader(txn.value.current);
       throw this.#lost(term, now ? 'taken' : 'expired');
     }
     if (ka.status === 'fulfilled' && ka.value.ttlMs <= 0) throw this.#lost(term, 'expired');

@@ -7,6 +7,7 @@ import { mapEtcdError } from './errors.js';
 import { EtcdMembers, closeStream, connectMembers, type CallOptions, type EtcdRpc, type Member, type MemberSwitch } from './members.js';
 import { resolveSessionOptions, type EtcdSessionOptions, type ResolvedSessionOptions } from './options.js';
 import { ttlSeconds, type LeaseId } from './wire.js';
+import { RenewBatcher } from './renew-batch.js';
 
 const log = logger('etcd:session');
 
@@ -43,6 +44,11 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   readonly clock: Clock;
   /** @internal */
   readonly members: EtcdMembers;
+  /**
+   * @internal The renews of every lock on this session, batched: one keep-alive and one ownership
+   * txn per window (ttl/150, 100 ms at the default ttl); a lone renew goes out at once.
+   */
+  readonly renews: RenewBatcher;
   readonly #options: ResolvedSessionOptions;
   #lease: LeaseId | undefined;
   #grantedTtlMs: number | undefined;
@@ -68,6 +74,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
       ? [{ name: 'client', rpc: this.#options.client }]
       : connectMembers({ endpoints: this.#options.endpoints, tls: this.#options.tls, auth: this.#options.auth });
     this.members = new EtcdMembers(members);
+    this.renews = new RenewBatcher(this, { windowMs: this.ttlMs / 150 });
     this.members.on('switch', (s) => this.emit('switch', s));
   }
 
@@ -298,6 +305,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #shutdown(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.renews.close(new AbortedError('etcd session closed', { backend: 'etcd' }));
     this.#idleTimer?.cancel();
     this.#idleTimer = undefined;
     if (this.#ka) this.#dropStream(this.#ka.stream, new Error('etcd session closed'));

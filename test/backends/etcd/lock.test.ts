@@ -248,6 +248,30 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     }
   });
 
+  it('renews of 100 locks on one session, called together: one keep-alive and two ownership txns; a key taken by another writer fails only its own renew (issue 15)', async () => {
+    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
+    try {
+      const ls = Array.from({ length: 100 }, () => new EtcdLock({ session, key: key() }));
+      const terms = await Promise.all(ls.map((l) => l.acquire('x').then((t) => t!)));
+      await new Promise((r) => setTimeout(r, 50)); // past the batch window of the acquires' traffic
+      const calls: string[] = [];
+      const call = session.call.bind(session);
+      session.call = ((what: string, ...rest: [never, never]) => (calls.push(what), call(what, ...rest))) as typeof session.call;
+      await raw.put(ls[7]!.key).value('intruder'); // drops our lease from key 7: that one is taken
+      const before = terms.map((t) => t.validUntil);
+      const results = await Promise.allSettled(ls.map((l, i) => l.renew(terms[i]!)));
+      assert.deepEqual(calls.filter((c) => c === 'etcd renew').length, 2, '100 keys, 64 per txn');
+      assert.deepEqual(calls.filter((c) => c === 'etcd lease keep-alive').length, 1, 'one keep-alive for the shared lease');
+      results.forEach((r, i) => {
+        if (i === 7) assert.ok(r.status === 'rejected' && r.reason instanceof LockLostError && r.reason.reason === 'taken');
+        else assert.ok(r.status === 'fulfilled' && terms[i]!.validUntil > before[i]!, `renew ${i} confirmed and extended`);
+      });
+      await Promise.all(ls.map((l) => l.close()));
+    } finally {
+      await session.close();
+    }
+  });
+
   it('fenced writes: applied while holding, refused by etcd once a successor holds the key', async () => {
     const k = key();
     const a = lock(k);
