@@ -39,9 +39,10 @@ function deferred<T>(): Deferred<T> {
  * Renews of every lock on one session, batched: one lease keep-alive and one txn that proves
  * ownership of every key in the batch (per key `create_revision == token && lease == ours`, up to
  * `maxKeysPerTxn` keys per txn; etcd's default limit is 128 compares). At most one batch per
- * `windowMs`: the first renew after a quiet window goes out at once (in the same tick, so renews
- * of one tick share it), later ones wait for the window to end. A single lock thus renews exactly
- * as before; 1,000 locks cost one keep-alive and a txn or two per window instead of 2 requests each.
+ * `windowMs` while several keys ride on the session's lease: the first renew after a quiet window
+ * goes out at once (in the same tick, so renews of one tick share it), later ones wait for the
+ * window to end. With one key there is no window: a single lock renews exactly as before; 1,000
+ * locks cost one keep-alive and a txn or two per window instead of 2 requests each.
  *
  * Safety: each renew's requests are sent after the renew was called (never an older answer), the
  * keep-alive's send time bounds validUntil as for a single renew, and etcd evaluates every compare
@@ -85,7 +86,10 @@ export class RenewBatcher {
   #schedule(): void {
     if (this.#timer || this.#microtask) return;
     const clock = this.#session.clock;
-    const wait = this.#lastFlush + this.#windowMs - clock.now();
+    // One key on the session: nothing to batch with, so never wait (a renew right after another — a
+    // retry, a check the watch asked for — goes out at once).
+    const window = this.#session.holdingKeys > 1 ? this.#windowMs : 0;
+    const wait = this.#lastFlush + window - clock.now();
     if (wait <= 0) {
       this.#microtask = true;
       queueMicrotask(() => {

@@ -46,7 +46,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   readonly members: EtcdMembers;
   /**
    * @internal The renews of every lock on this session, batched: one keep-alive and one ownership
-   * txn per window (ttl/150, 100 ms at the default ttl); a lone renew goes out at once.
+   * txn per window (ttl/150, 100 ms at the default ttl) while several keys ride on the lease; with
+   * one key every renew goes out at once.
    */
   readonly renews: RenewBatcher;
   readonly #options: ResolvedSessionOptions;
@@ -245,6 +246,11 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
       this.#idleTimer = undefined;
       await this.#revoke();
     }
+  }
+
+  /** @internal How many keys ride on the lease (terms of this session's locks not known to be over). */
+  get holdingKeys(): number {
+    return this.#holding;
   }
 
   /** @internal A key now rides on the lease (a term began). */
