@@ -11,6 +11,9 @@ import { RenewBatcher } from './renew-batch.js';
 
 const log = logger('etcd:session');
 
+/** Calls in flight per session; more wait in line (see `call`). */
+const MAX_IN_FLIGHT = 256;
+
 /** A confirmed keep-alive: when we sent it and the TTL etcd reset the lease to (0: the lease is gone). */
 export interface KeepAliveResult {
   sentAt: number;
@@ -64,6 +67,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #refreshed: KeepAliveResult | undefined;
   #idleTimer: Timer | undefined;
   #closed = false;
+  #inFlight = 0;
+  readonly #queued: Array<() => void> = [];
 
   constructor(options: EtcdSessionOptions) {
     super();
@@ -95,7 +100,23 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
 
   /** Runs one call on the sticky member with rotation, within `requestTimeoutMs` (or `timeoutMs`). */
   call<T>(what: string, fn: (rpc: EtcdRpc, options: CallOptions, member: Member) => Promise<T>, opts: { signal?: AbortSignal | undefined; timeoutMs?: number } = {}): Promise<T> {
-    return this.members.call(what, (m, o) => fn(m.rpc, o, m), { timeoutMs: opts.timeoutMs ?? this.requestTimeoutMs, signal: opts.signal });
+    const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
+    if (this.#inFlight < MAX_IN_FLIGHT) return this.#run(what, fn, timeoutMs, opts.signal);
+    // Thousands of locks starting at once: queue here rather than start thousands of gRPC calls in
+    // one tick, whose deadlines would pass while this process is still sending them. Time spent
+    // queued counts against the call's deadline.
+    const queuedAt = this.clock.now();
+    return new Promise<void>((resolve) => this.#queued.push(resolve)).then(() => this.#run(what, fn, timeoutMs - (this.clock.now() - queuedAt), opts.signal));
+  }
+
+  async #run<T>(what: string, fn: (rpc: EtcdRpc, options: CallOptions, member: Member) => Promise<T>, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {
+    this.#inFlight++;
+    try {
+      return await this.members.call(what, (m, o) => fn(m.rpc, o, m), { timeoutMs, signal });
+    } finally {
+      this.#inFlight--;
+      this.#queued.shift()?.();
+    }
   }
 
   /** The shared lease, granted on first use (single flight). */
