@@ -64,6 +64,7 @@ async function one(endpoints: string[], n: number): Promise<Result> {
   for (let i = 0; i < 600; i++) {
     leading = electors.filter(({ elector }) => elector.isLeader).length;
     if (leading === n) break;
+    if (i % 50 === 49) process.stderr.write(`    ${leading}/${n} leading after ${Math.round(performance.now() - t0)} ms\n`);
     await sleep(100);
   }
   const electedMs = performance.now() - t0;
@@ -85,7 +86,10 @@ async function one(endpoints: string[], n: number): Promise<Result> {
     total += d;
   }
   const stillLeading = electors.filter(({ elector }) => elector.isLeader).length;
-  await Promise.all(electors.map(({ elector, lock }) => elector.stop().then(() => lock.close())));
+  const s0 = performance.now();
+  const stopped = Promise.all(electors.map(({ elector, lock }) => elector.stop().then(() => lock.close())));
+  if ((await Promise.race([stopped.then(() => 'ok'), sleep(60_000).then(() => 'timeout')])) === 'timeout') process.stderr.write('    stop() of all not done within 60 s; closing the session (revokes the lease)\n');
+  else process.stderr.write(`    stop() of all took ${Math.round(performance.now() - s0)} ms\n`);
   await session.close();
   return {
     electors: n,
