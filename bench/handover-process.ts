@@ -20,14 +20,15 @@
  * Writes bench/results/handover-process.json. Bounded: every wait has a deadline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { ETCDCTL_BIN, startEtcd } from '../test/helpers/etcd-cluster.js';
 import { FakeConsulServer, FakeKubeApiServer } from '../src/testing/index.js';
-import { median, quantile, writeResult } from './_stats.js';
+import { RESULTS_DIR, median, quantile, writeResult } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, n: { type: 'string' }, only: { type: 'string' } } });
 const N = args.n !== undefined ? Number(args.n) : args.quick ? 30 : 60;
@@ -315,7 +316,13 @@ async function main(): Promise<void> {
   const header = '| backend | metric | n | median | p99 | peer (median) | ratio | note |\n|---|---|---|---|---|---|---|---|';
   const lines = rows.map((r) => `| ${r.backend} | ${r.metric} | ${r.n} | ${r.median} ms | ${r.p99} ms | ${r.baseline ? `${r.baseline} (${r.baselineMedian} ms)` : ''} | ${r.ratio !== undefined ? `${r.ratio}×` : ''} | ${r.note ?? ''} |`);
   process.stdout.write(`${header}\n${lines.join('\n')}\n`);
-  writeResult('handover-process', { quick: args.quick, date: new Date().toISOString(), seconds: Math.round((wall() - began) / 1000), rows: rows.map((r) => ({ ...r, metric: `${r.backend}: ${r.metric}` })) });
+  // With --only, keep the other backends' rows of the previous run (each row carries its own date).
+  const date = new Date().toISOString();
+  const fresh = rows.map((r) => ({ ...r, metric: `${r.backend}: ${r.metric}`, date }));
+  const file = join(RESULTS_DIR, 'handover-process.json');
+  const previous = only && existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { rows?: (Row & { date?: string })[] }).rows ?? []) : [];
+  const kept = previous.filter((r) => !rows.some((x) => x.backend.split(' ')[0] === r.backend.split(' ')[0]));
+  writeResult('handover-process', { quick: args.quick, date, seconds: Math.round((wall() - began) / 1000), rows: [...fresh, ...kept] });
 }
 
 await main();

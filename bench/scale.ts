@@ -9,6 +9,7 @@
  *   stream messages such as keep-alives alike), broken down by method — and memory (RSS, heap).
  *
  *   node --conditions=source --import tsx bench/scale.ts [--quick] [--sizes 10,100,1000,10000] [--seconds 10]
+ *   (default sizes 10,100,1000)
  *
  * Writes bench/results/scale.json. Bounded: electing waits at most 60 s per size.
  */
@@ -20,7 +21,8 @@ import { startEtcd } from '../test/helpers/etcd-cluster.js';
 import { writeResult } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' } } });
-const SIZES = (args.sizes ?? (args.quick ? '10,100,1000' : '10,100,1000,10000')).split(',').map(Number);
+// 10,000 only on request: on a busy 2-core machine that size starves this process's event loop (see README).
+const SIZES = (args.sizes ?? '10,100,1000').split(',').map(Number);
 const SECONDS = Number(args.seconds ?? (args.quick ? 5 : 10));
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
