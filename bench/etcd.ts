@@ -295,7 +295,7 @@ async function main(): Promise<void> {
     add('crash failover (SIGKILL, ttl 2 s) → successor elected', 'ms', crash.fromKill, undefined, 'bound ttl + 0.5 s + RTT = 2500 ms + RTT, counted from the last renew (≤ retryPeriod 267 ms before the kill)');
     const o = await overhead(cluster);
     add('renew()', 'ms', o.renew, { name: 'raw keep-alive ∥ txn', xs: o.rawRenew });
-    add('acquire()', 'ms', o.acquire, { name: 'raw create txn', xs: o.rawAcquire }, 'acquire also sends a keep-alive concurrently');
+    add('acquire()', 'ms', o.acquire, { name: 'raw create txn', xs: o.rawAcquire }, 'on a recently refreshed lease acquire sends the create txn alone (issue 15)');
     const s = await scale(cluster);
     rows.push({ metric: `scale: ${N.scale} electors, one process, one lease (ttl 15 s)`, n: N.scale, unit: '% CPU', median: r2(s.cpuPct), p99: r2(s.cpuPct), note: `RSS +${r2(s.rssMb)} MB, heap ${r2(s.heapMb)} MB, all elected in ${Math.round(s.electedMs)} ms` });
     process.stderr.write(`  scale: ${r2(s.cpuPct)}% CPU, RSS +${r2(s.rssMb)} MB\n`);

@@ -26,7 +26,7 @@ const RESULTS = join(BENCH_DIR, 'results');
 const ROOT = join(BENCH_DIR, '..');
 const TIMEOUT_MS = Number(flags['timeout-s'] ?? (quick ? 240 : 900)) * 1000;
 /** Fast, dependency-free ones first, so a problem with etcd does not delay them. */
-const ORDER = ['memory', 'kube-lock', 'consul', 'kube-failover', 'etcd'];
+const ORDER = ['memory', 'kube-lock', 'consul', 'kube-failover', 'etcd', 'handover-process', 'scale'];
 
 /** One table row, whatever shape the benchmark wrote. */
 export interface NormalRow {

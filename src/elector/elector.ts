@@ -284,14 +284,23 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   async #doStop(): Promise<void> {
     const ac = this.#ac!;
-    ac.abort();
-    this.#term?.end('stopped'); // → #onTermEnded → #retire
+    // No new term of ours from here (a later start() turns campaigning back on).
+    this.#campaigning = false;
+    const term = this.#term;
+    // Leading: the release goes first (term.end → #onTermEnded → #retire, once the term's work has
+    // settled) and the loops shut down after. Their shutdown (cancelling the watch stream, cutting a
+    // renew short) is no part of safety; done first it only delays the successor, by more the busier
+    // the CPU.
+    term?.end('stopped');
     // A release still retrying after an earlier loss (the server was unreachable) tries again now
     // rather than after its pause: stop() should not wait a retry period when the server is back.
     this.#retryNow.abort();
     this.#retryNow = new AbortController();
+    if (term) await this.#retiring.get(term);
+    // Not leading: an acquire may be in flight; the abort makes a late win give itself back.
+    ac.abort();
     await Promise.all([this.#loop, this.#watchLoop]);
-    // Every term still being given back (this one, or an earlier loss's still waiting for its work).
+    // Every term still being given back (an earlier loss's, still waiting for its work).
     while (this.#retiring.size > 0) await Promise.all([...this.#retiring.values()]);
     if (this.#unreleased) await this.#release(this.#unreleased);
     this.#lock.off('warning', this.#forwardWarning);

@@ -210,6 +210,40 @@ describe('LeaderElector: runWhileLeader and stop', () => {
     await a.lock.close();
   });
 
+  it('stop() releases once the work has settled, not after the watch has shut down (issue 15)', async () => {
+    const c = cluster(2);
+    const a = c.node('a');
+    // A watch that takes 1 s to wind down after the abort, as a stream close to a slow server may.
+    const watch = a.lock.watch.bind(a.lock);
+    a.lock.watch = (o) => {
+      const feed = watch(o);
+      return {
+        [Symbol.asyncIterator]() {
+          const it = feed[Symbol.asyncIterator]();
+          return {
+            async next() {
+              const r = await it.next();
+              if (r.done) await c.clock.sleep(1_000);
+              return r;
+            },
+          };
+        },
+      };
+    };
+    await a.elector.start();
+    await c.node('b').elector.start();
+    await c.clock.advance(1);
+    let stopped = false;
+    const stopping = a.elector.stop().then(() => (stopped = true));
+    await c.clock.advance(0);
+    assert.equal(c.store.peek('leader').leader?.holder, 'b', 'released and taken over before the watch wound down');
+    assert.equal(stopped, false, 'stop() itself still waits for the loops');
+    await c.clock.advance(1_000);
+    await stopping;
+    assert.equal(stopped, true);
+    await c.stopAll();
+  });
+
   it('stop() before the first attempt finishes leaves nothing held (cancel before acquire)', async () => {
     const c = cluster(1);
     const a = c.node('a');

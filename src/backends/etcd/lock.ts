@@ -86,9 +86,19 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     const signal = options.signal;
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = await this.session.lease(signal);
-      // 1. Refresh the lease and try to create the key, concurrently.
+      // 1. Try to create the key. When the lease's last confirmed refresh still bounds at least half a
+      //    ttl, the txn's answer alone decides: the key lives as long as the lease, and the lease until
+      //    that refresh's send time + its TTL; the next renew refreshes it. Otherwise refresh the lease
+      //    concurrently and wait for both. (A keep-alive sent along although not needed costs the
+      //    acquire ~0.3 ms: its reply is handled on the same event loop as the txn's.)
       const sentAt = this.clock.now();
-      const [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease, metadata), signal)]);
+      const recent = this.session.lastRefresh(lease);
+      const known = recent && this.#validFrom(recent) - sentAt >= this.ttlMs / 2 ? recent : undefined;
+      const txnP = this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease, metadata), signal);
+      let ka: PromiseSettledResult<KeepAliveResult> | undefined;
+      let first: PromiseSettledResult<ITxnResponse>;
+      if (known) [first] = await Promise.allSettled([txnP]);
+      else [ka, first] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), txnP]);
       let won: { token: bigint } | 'again' | undefined;
       try {
         won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal, metadata) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
@@ -99,16 +109,20 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       }
       if (won === 'again') continue;
       if (!won) return undefined;
-      // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed keep-alive.
-      const alive = ka.status === 'fulfilled' ? ka.value : await this.#keepAliveOrGiveBack(won.token, lease, signal);
+      // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed refresh.
+      const alive = known ?? (ka!.status === 'fulfilled' ? ka!.value : await this.#keepAliveOrGiveBack(won.token, lease, signal));
       if (alive.ttlMs <= 0) continue; // the lease (and the key with it) is gone: start over on a new lease
-      const validUntil = Math.min(sentAt, alive.sentAt) + Math.min(this.ttlMs, alive.ttlMs) * (1 - this.drift);
-      const term = new Term({ holder, token: won.token, validUntil, clock: this.clock, backend: 'etcd' });
+      const term = new Term({ holder, token: won.token, validUntil: this.#validFrom({ sentAt: Math.min(sentAt, alive.sentAt), ttlMs: alive.ttlMs }), clock: this.clock, backend: 'etcd' });
       this.#hold(term, lease);
       log('%s acquired %s, token %s, lease %s', holder, this.key, won.token, lease);
       return term;
     }
     throw new BackendUnavailableError(`etcd acquire of ${this.key}: the lease kept disappearing`, { backend: 'etcd' });
+  }
+
+  /** validUntil that a confirmed refresh gives: its send time + ttl·(1−drift) (the smaller of ours and the granted TTL). */
+  #validFrom(r: KeepAliveResult): number {
+    return r.sentAt + Math.min(this.ttlMs, r.ttlMs) * (1 - this.drift);
   }
 
   async #decideAcquire(res: ITxnResponse, holder: string, lease: wire.LeaseId, signal?: AbortSignal, metadata?: string): Promise<{ token: bigint } | 'again' | undefined> {
@@ -171,7 +185,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
 
   /**
    * Proves the key is still ours (txn `create_revision == token && lease == ours`) and refreshes the
-   * lease, concurrently. Throws `LockLostError` (term ended: 'taken' or 'expired') when either says
+   * lease, concurrently — batched with the other locks of the session (see `RenewBatcher`). Throws `LockLostError` (term ended: 'taken' or 'expired') when either says
    * no; `BackendUnavailableError` when undecided (the term keeps its validUntil).
    */
   async renew(term: Term, options: RenewOptions = {}): Promise<Term> {
@@ -180,16 +194,18 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (!lease || term.ended) throw this.#lostError(term, term.endReason ?? 'expired');
     if (this.session.leaseId !== lease) throw this.#lost(term, 'expired');
     const signal = options.signal;
-    const [ka, txn] = await Promise.allSettled([this.session.keepAlive(lease, { signal }), this.#txn('etcd renew', wire.renewTxn(this.#keys, term.token, lease), signal)]);
-    if (txn.status === 'fulfilled' && !txn.value.succeeded) {
-      const now = wire.storedLeader(wire.rangeResults(txn.value)[0]);
+    // Batched with the renews of the other locks on the session (one keep-alive, one txn per window).
+    const { keepAlive, proof } = this.session.renews.renew(this.#keys.leader, term.token, lease, signal);
+    const [ka, txn] = await Promise.allSettled([keepAlive, proof]);
+    if (txn.status === 'fulfilled' && !txn.value.owned) {
+      const now = wire.storedLeader(txn.value.current);
       throw this.#lost(term, now ? 'taken' : 'expired');
     }
     if (ka.status === 'fulfilled' && ka.value.ttlMs <= 0) throw this.#lost(term, 'expired');
     if (txn.status === 'rejected') throw isLeaseGone(txn.reason) ? this.#lost(term, 'expired') : mapEtcdError(txn.reason, 'etcd renew');
     if (ka.status === 'rejected') throw mapEtcdError(ka.reason, 'etcd renew');
     if (term.ended) throw this.#lostError(term, term.endReason ?? 'expired');
-    term.extend(ka.value.sentAt + Math.min(this.ttlMs, ka.value.ttlMs) * (1 - this.drift));
+    term.extend(this.#validFrom(ka.value));
     return term;
   }
 

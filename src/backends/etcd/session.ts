@@ -7,8 +7,12 @@ import { mapEtcdError } from './errors.js';
 import { EtcdMembers, closeStream, connectMembers, type CallOptions, type EtcdRpc, type Member, type MemberSwitch } from './members.js';
 import { resolveSessionOptions, type EtcdSessionOptions, type ResolvedSessionOptions } from './options.js';
 import { ttlSeconds, type LeaseId } from './wire.js';
+import { RenewBatcher } from './renew-batch.js';
 
 const log = logger('etcd:session');
+
+/** Calls in flight per session; more wait in line (see `call`). */
+const MAX_IN_FLIGHT = 256;
 
 /** A confirmed keep-alive: when we sent it and the TTL etcd reset the lease to (0: the lease is gone). */
 export interface KeepAliveResult {
@@ -43,6 +47,12 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   readonly clock: Clock;
   /** @internal */
   readonly members: EtcdMembers;
+  /**
+   * @internal The renews of every lock on this session, batched: one keep-alive and one ownership
+   * txn per window (ttl/150, 100 ms at the default ttl) while several keys ride on the lease; with
+   * one key every renew goes out at once.
+   */
+  readonly renews: RenewBatcher;
   readonly #options: ResolvedSessionOptions;
   #lease: LeaseId | undefined;
   #grantedTtlMs: number | undefined;
@@ -53,8 +63,12 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #holding = 0;
   /** Monotonic time until which the lease is known to live (last confirmed refresh send + granted TTL). */
   #aliveUntil = 0;
+  /** The last confirmed refresh (grant or keep-alive) of the current lease: its send time and TTL. */
+  #refreshed: KeepAliveResult | undefined;
   #idleTimer: Timer | undefined;
   #closed = false;
+  #inFlight = 0;
+  readonly #queued: Array<() => void> = [];
 
   constructor(options: EtcdSessionOptions) {
     super();
@@ -66,6 +80,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
       ? [{ name: 'client', rpc: this.#options.client }]
       : connectMembers({ endpoints: this.#options.endpoints, tls: this.#options.tls, auth: this.#options.auth });
     this.members = new EtcdMembers(members);
+    this.renews = new RenewBatcher(this, { windowMs: this.ttlMs / 150 });
     this.members.on('switch', (s) => this.emit('switch', s));
   }
 
@@ -85,7 +100,23 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
 
   /** Runs one call on the sticky member with rotation, within `requestTimeoutMs` (or `timeoutMs`). */
   call<T>(what: string, fn: (rpc: EtcdRpc, options: CallOptions, member: Member) => Promise<T>, opts: { signal?: AbortSignal | undefined; timeoutMs?: number } = {}): Promise<T> {
-    return this.members.call(what, (m, o) => fn(m.rpc, o, m), { timeoutMs: opts.timeoutMs ?? this.requestTimeoutMs, signal: opts.signal });
+    const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
+    if (this.#inFlight < MAX_IN_FLIGHT) return this.#run(what, fn, timeoutMs, opts.signal);
+    // Thousands of locks starting at once: queue here rather than start thousands of gRPC calls in
+    // one tick, whose deadlines would pass while this process is still sending them. Time spent
+    // queued counts against the call's deadline.
+    const queuedAt = this.clock.now();
+    return new Promise<void>((resolve) => this.#queued.push(resolve)).then(() => this.#run(what, fn, timeoutMs - (this.clock.now() - queuedAt), opts.signal));
+  }
+
+  async #run<T>(what: string, fn: (rpc: EtcdRpc, options: CallOptions, member: Member) => Promise<T>, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {
+    this.#inFlight++;
+    try {
+      return await this.members.call(what, (m, o) => fn(m.rpc, o, m), { timeoutMs, signal });
+    } finally {
+      this.#inFlight--;
+      this.#queued.shift()?.();
+    }
   }
 
   /** The shared lease, granted on first use (single flight). */
@@ -101,6 +132,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
         this.#lease = id;
         this.#grantedTtlMs = ttlMs;
         this.#aliveUntil = sentAt + ttlMs;
+        this.#refreshed = { sentAt, ttlMs };
         log('lease %s granted, ttl %d ms', id, ttlMs);
         return id;
       })
@@ -121,6 +153,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     if (this.#lease === lease) {
       log('lease %s lost', lease);
       this.#lease = undefined;
+      this.#refreshed = undefined;
     }
   }
 
@@ -131,8 +164,20 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   async keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
     const result = await this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o), opts);
     if (result.ttlMs <= 0) this.leaseLost(lease);
-    else if (lease === this.#lease) this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
+    else if (lease === this.#lease) {
+      this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
+      if (!this.#refreshed || result.sentAt >= this.#refreshed.sentAt) this.#refreshed = result;
+    }
     return result;
+  }
+
+  /**
+   * The last confirmed refresh of `lease` (its grant or a keep-alive): etcd keeps the lease, and every
+   * key on it, until at least `sentAt + ttlMs` — it counts the TTL from when it handled the request,
+   * which is after we sent it. Undefined when `lease` is not the current lease.
+   */
+  lastRefresh(lease: LeaseId): KeepAliveResult | undefined {
+    return lease === this.#lease ? this.#refreshed : undefined;
   }
 
   #keepAliveOn(member: Member, lease: LeaseId, o: CallOptions): Promise<KeepAliveResult> {
@@ -224,6 +269,11 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     }
   }
 
+  /** @internal How many keys ride on the lease (terms of this session's locks not known to be over). */
+  get holdingKeys(): number {
+    return this.#holding;
+  }
+
   /** @internal A key now rides on the lease (a term began). */
   retain(): void {
     this.#holding++;
@@ -282,6 +332,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #shutdown(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.renews.close(new AbortedError('etcd session closed', { backend: 'etcd' }));
     this.#idleTimer?.cancel();
     this.#idleTimer = undefined;
     if (this.#ka) this.#dropStream(this.#ka.stream, new Error('etcd session closed'));

@@ -96,10 +96,19 @@ function metaPut(keys: LockKeys, lease: LeaseId, metadata: string | undefined): 
 
 /** Renew's ownership proof: the key is the one our term created and still rides on our lease. */
 export function renewTxn(keys: LockKeys, token: bigint, lease: LeaseId): ITxnRequest {
+  return ownershipTxn([{ key: keys.leader, token, lease }]);
+}
+
+/**
+ * The ownership proof of several keys in one txn (batched renews of the locks on one session): every
+ * key is the one its term created and still rides on its lease. It succeeds only if all hold; on
+ * failure etcd returns every key, in order, read at the same revision, so each is judged alone.
+ */
+export function ownershipTxn(items: readonly { key: string; token: bigint; lease: LeaseId }[]): ITxnRequest {
   return {
-    compare: [createRevisionIs(keys.leader, token), leaseIs(keys.leader, lease)],
+    compare: items.flatMap((i) => [createRevisionIs(i.key, i.token), leaseIs(i.key, i.lease)]),
     success: [],
-    failure: [rangeOf(keys.leader)],
+    failure: items.map((i) => rangeOf(i.key)),
   };
 }
 

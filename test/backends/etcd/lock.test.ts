@@ -126,6 +126,35 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     assert.ok(t2 && t2.token > term.token);
   });
 
+  it('acquire decides on the create txn alone while the lease was refreshed within half a ttl; with an older refresh it refreshes the lease and waits (issue 15)', async () => {
+    const k = key();
+    const a = lock(k);
+    await a.release((await a.acquire('a'))!);
+    const lease = a.session.leaseId!;
+    const last = a.session.lastRefresh(lease)!;
+    const pending: Array<(r: { sentAt: number; ttlMs: number }) => void> = [];
+    const keepAlive = a.session.keepAlive.bind(a.session);
+    a.session.keepAlive = () => new Promise((resolve) => pending.push(resolve)); // answered by the test
+    const stillPending = <T>(p: Promise<T>) => Promise.race([p.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 300))]);
+    try {
+      const t2 = (await a.acquire('a'))!;
+      assert.equal(pending.length, 0, 'no keep-alive sent');
+      assert.equal(t2.validUntil, last.sentAt + Math.min(TTL, last.ttlMs) * (1 - a.drift), 'bounded by the last confirmed refresh');
+      await a.release(t2);
+      // A refresh older than half a ttl: the acquire waits for its own keep-alive.
+      a.session.lastRefresh = () => ({ sentAt: performance.now() - TTL, ttlMs: TTL });
+      await raw.delete().key(k);
+      const t4p = a.acquire('a');
+      assert.equal(await stillPending(t4p), true, 'waits for the keep-alive');
+      const sent = performance.now();
+      pending.shift()!({ sentAt: sent, ttlMs: TTL });
+      const t4 = (await t4p)!;
+      assert.ok(t4.validUntil <= sent + TTL * (1 - a.drift) && t4.validUntil > sent - 1000 + TTL * (1 - a.drift));
+    } finally {
+      a.session.keepAlive = keepAlive;
+    }
+  });
+
   it('release is compare-and-delete on the token: an old term never deletes a successor', async () => {
     const k = key();
     const a = lock(k);
@@ -190,7 +219,9 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     const a = lock(k);
     const b = lock(k);
     const t1 = (await a.acquire('a'))!;
-    const lastRefresh = performance.now();
+    // The lease's last confirmed refresh (its grant, or a keep-alive) — on a recently refreshed lease
+    // the acquire sends none of its own.
+    const lastRefresh = a.session.lastRefresh(a.session.leaseId!)!.sentAt;
     a.session.abandon();
     await until(b, (s) => !s.leader, TTL + 2000);
     const gap = performance.now() - lastRefresh;
@@ -237,6 +268,30 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
       await l2.close();
       assert.equal(Number((await raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL), -1, 'revoked by the last close');
       assert.throws(() => new EtcdLock({ session, key: '/k', endpoints: cluster.endpoints, ttlMs: 5000 }), /endpoints belongs to the shared session[\s\S]*ttlMs \(5000\) differs/);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('renews of 100 locks on one session, called together: one keep-alive and two ownership txns; a key taken by another writer fails only its own renew (issue 15)', async () => {
+    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
+    try {
+      const ls = Array.from({ length: 100 }, () => new EtcdLock({ session, key: key() }));
+      const terms = await Promise.all(ls.map((l) => l.acquire('x').then((t) => t!)));
+      await new Promise((r) => setTimeout(r, 50)); // past the batch window of the acquires' traffic
+      const calls: string[] = [];
+      const call = session.call.bind(session);
+      session.call = ((what: string, ...rest: [never, never]) => (calls.push(what), call(what, ...rest))) as typeof session.call;
+      await raw.put(ls[7]!.key).value('intruder'); // drops our lease from key 7: that one is taken
+      const before = terms.map((t) => t.validUntil);
+      const results = await Promise.allSettled(ls.map((l, i) => l.renew(terms[i]!)));
+      assert.deepEqual(calls.filter((c) => c === 'etcd renew').length, 2, '100 keys, 64 per txn');
+      assert.deepEqual(calls.filter((c) => c === 'etcd lease keep-alive').length, 1, 'one keep-alive for the shared lease');
+      results.forEach((r, i) => {
+        if (i === 7) assert.ok(r.status === 'rejected' && r.reason instanceof LockLostError && r.reason.reason === 'taken');
+        else assert.ok(r.status === 'fulfilled' && terms[i]!.validUntil > before[i]!, `renew ${i} confirmed and extended`);
+      });
+      await Promise.all(ls.map((l) => l.close()));
     } finally {
       await session.close();
     }

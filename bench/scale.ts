@@ -1,0 +1,133 @@
+/**
+ * Many leaders in one process on one etcd session (one lease): 10 / 100 / 1,000 / 10,000 electors
+ * on distinct keys against a real local etcd (data on /dev/shm when it exists). For each size:
+ *
+ * - time to elect all: from start() of every elector until every one leads;
+ * - steady state over a window while all lead (ttl 15 s, renew every 2 s): CPU of this process
+ *   (user + system, % of one core), etcd requests/s — gRPC messages etcd received
+ *   (grpc_server_msg_received_total from etcd's /metrics on its client URL: unary calls and
+ *   stream messages such as keep-alives alike), broken down by method — and memory (RSS, heap).
+ *
+ *   node --conditions=source --import tsx bench/scale.ts [--quick] [--sizes 10,100,1000,10000] [--seconds 10]
+ *   (default sizes 10,100,1000)
+ *
+ * Writes bench/results/scale.json. Bounded: electing waits at most 60 s per size.
+ */
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LeaderElector } from '../src/index.js';
+import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
+import { startEtcd } from '../test/helpers/etcd-cluster.js';
+import { writeResult } from './_stats.js';
+
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' } } });
+// 10,000 only on request: on a busy 2-core machine that size starves this process's event loop (see README).
+const SIZES = (args.sizes ?? '10,100,1000').split(',').map(Number);
+const SECONDS = Number(args.seconds ?? (args.quick ? 5 : 10));
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+/** etcd's received gRPC messages, per method, from its Prometheus endpoint. */
+async function received(clientUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${clientUrl}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^grpc_server_msg_received_total\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const method = /grpc_method="([^"]+)"/.exec(m[1]!)?.[1] ?? '?';
+    out.set(method, (out.get(method) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+interface Result {
+  electors: number;
+  electedMs: number;
+  leading: number;
+  cpuPct: number;
+  requestsPerS: number;
+  byMethod: Record<string, number>;
+  rssMb: number;
+  heapMb: number;
+}
+
+async function one(endpoints: string[], n: number): Promise<Result> {
+  const warnings = new Map<string, number>();
+  const session = new EtcdSession({ endpoints, ttlMs: 15_000 });
+  const electors = Array.from({ length: n }, (_, i) => {
+    const lock = new EtcdLock({ session, key: `/bench/scale/${n}/${i}` });
+    const elector = new LeaderElector(lock, { identity: 'scaler' });
+    elector.on('warning', (e) => void warnings.set(e.message.slice(0, 80), (warnings.get(e.message.slice(0, 80)) ?? 0) + 1));
+    return { lock, elector };
+  });
+  const t0 = performance.now();
+  await Promise.all(electors.map(({ elector }) => elector.start()));
+  process.stderr.write(`    start() of all resolved after ${Math.round(performance.now() - t0)} ms, ${electors.filter(({ elector }) => elector.isLeader).length} leading\n`);
+  let leading = 0;
+  for (let i = 0; i < 600; i++) {
+    leading = electors.filter(({ elector }) => elector.isLeader).length;
+    if (leading === n) break;
+    if (i % 50 === 49) process.stderr.write(`    ${leading}/${n} leading after ${Math.round(performance.now() - t0)} ms\n`);
+    await sleep(100);
+  }
+  const electedMs = performance.now() - t0;
+  if (warnings.size > 0) process.stderr.write(`    warnings while electing: ${JSON.stringify([...warnings])}\n`);
+  await sleep(2000); // past the start-up burst
+  const m0 = await received(endpoints[0]!);
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  await sleep(SECONDS * 1000);
+  const cpu = process.cpuUsage(c0);
+  const wall = (performance.now() - w0) / 1000;
+  const m1 = await received(endpoints[0]!);
+  const mem = process.memoryUsage();
+  const byMethod: Record<string, number> = {};
+  let total = 0;
+  for (const [k, v] of m1) {
+    const d = v - (m0.get(k) ?? 0);
+    if (d > 0) byMethod[k] = r2(d / wall);
+    total += d;
+  }
+  const stillLeading = electors.filter(({ elector }) => elector.isLeader).length;
+  const s0 = performance.now();
+  const stopped = Promise.all(electors.map(({ elector, lock }) => elector.stop().then(() => lock.close())));
+  if ((await Promise.race([stopped.then(() => 'ok'), sleep(60_000).then(() => 'timeout')])) === 'timeout') process.stderr.write('    stop() of all not done within 60 s; closing the session (revokes the lease)\n');
+  else process.stderr.write(`    stop() of all took ${Math.round(performance.now() - s0)} ms\n`);
+  await session.close();
+  return {
+    electors: n,
+    electedMs: Math.round(electedMs),
+    leading: Math.min(leading, stillLeading),
+    cpuPct: r2(((cpu.user + cpu.system) / 1000 / (wall * 1000)) * 100),
+    requestsPerS: r2(total / wall),
+    byMethod,
+    rssMb: r2(mem.rss / 2 ** 20),
+    heapMb: r2(mem.heapUsed / 2 ** 20),
+  };
+}
+
+async function main(): Promise<void> {
+  const cluster = await startEtcd();
+  const results: Result[] = [];
+  try {
+    for (const n of SIZES) {
+      const r = await one(cluster.endpoints, n);
+      results.push(r);
+      process.stderr.write(`  ${n} electors: all elected in ${r.electedMs} ms (${r.leading} leading), ${r.cpuPct}% CPU, ${r.requestsPerS} etcd req/s ${JSON.stringify(r.byMethod)}, RSS ${r.rssMb} MB\n`);
+      if (global.gc) global.gc();
+    }
+  } finally {
+    await cluster.stop();
+  }
+  console.log(`| electors | all elected in | leading | CPU (% of a core) | etcd requests/s | RSS | heap |\n|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const r of results) console.log(`| ${r.electors} | ${r.electedMs} ms | ${r.leading} | ${r.cpuPct} % | ${r.requestsPerS} | ${r.rssMb} MB | ${r.heapMb} MB |`);
+  writeResult('scale', {
+    date: new Date().toISOString(),
+    seconds: SECONDS,
+    rows: results.flatMap((r) => [
+      { metric: `${r.electors} electors, one session: CPU steady`, n: r.electors, unit: '% CPU', median: r.cpuPct, p99: r.cpuPct, note: `${r.requestsPerS} etcd req/s, all elected in ${r.electedMs} ms, RSS ${r.rssMb} MB` },
+    ]),
+    results,
+  });
+}
+
+await main();
