@@ -5,14 +5,14 @@ import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostRe
 import { logger } from '../../core/log.js';
 import { Problems, assertHolder, checkIdentity } from '../../core/options.js';
 import { StateFeed } from '../../core/watch.js';
-import { successorOf, type KubeObject, type LockKind } from './kinds.js';
+import { nominationOf, successorOf, type KubeObject, type LockKind } from './kinds.js';
 import { LockObjectIo, isOurWrite, sameTerm } from './lock-io.js';
 import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOptions } from './lock-options.js';
 import { runWatch } from './lock-watch.js';
-import { LockObserver, type Snapshot } from './observer.js';
+import { LockObserver, ObservedValue, type Snapshot } from './observer.js';
 import { ttlSeconds, type WireRecord } from './records.js';
 import { PodRoleLabels } from './role-labels.js';
-import { clearPatroniFailover, writePatroniFailover } from './patroni-failover.js';
+import { clearPatroniFailover, readPatroniFailover, writePatroniFailover } from './patroni-failover.js';
 
 const log = logger('k8s:lock');
 /** Conflicts (409) in a row before an operation gives up as undecided: each means another writer touched the object. */
@@ -48,7 +48,16 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   readonly #io: LockObjectIo;
   /** The last record this lock wrote for each term it has not released (renew/release work from it). */
   readonly #held = new Map<Term, WireRecord>();
+  /**
+   * Lease only, per term: client-go's view of our last write (its raw record has whole-second times)
+   * and the send time of the first write that showed it that view. validUntil counts from there.
+   */
+  readonly #secondView = new Map<Term, { view: string; sentAt: number }>();
+  /** Per term, the renewTimes of its last writes (see #sentBy). */
+  readonly #sentTimes = new Map<Term, string[]>();
   readonly #watches = new AbortController();
+  /** Patroni's `<scope>-failover` request, judged like our own nomination: it counts for ttl after we first saw it. */
+  readonly #failoverSeen = new ObservedValue();
   #closing: Promise<void> | undefined;
 
   constructor(options: KubernetesLockOptions) {
@@ -106,7 +115,12 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         renewTime: time,
         transitions: snap.wire ? snap.wire.transitions + 1 : 1,
       };
-      const nominee = successorOf(snap.obj) === holder;
+      const patroni = await this.#patroniNomination(holder, snap, signal);
+      if (patroni === 'other') {
+        this.#labelFollowerIfIdle();
+        return undefined;
+      }
+      const nominee = nominationOf(snap.obj, snap.wire) === holder || patroni === 'us';
       const body = this.#io.build(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
       // 3. CAS write (create on 404); validUntil counts from its send time.
       sent = { record, sentAt: this.#o.clock.now(), nominee };
@@ -149,10 +163,14 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         const snap = await this.#readTerm(term, signal);
         // Our last write is there: a copy the client re-sent after a reset met it as a 409.
         if (sent && isOurWrite(snap.wire, sent.record)) return this.#confirm(term, sent.record, sent.sentAt);
+        // Our holder and token, but a write that is not ours: another process renews under our
+        // identity (client-go or a Patroni member given the same name). Both would lead; end ours.
+        if (!this.#sentBy(term, snap.wire!)) throw this.#impostor(term, snap.wire!);
         current = snap.obj!;
       }
       const record: WireRecord = { ...held, durationSeconds: ttlSeconds(this.ttlMs), renewTime: this.#io.nextTime() };
       sent = { record, sentAt: this.#o.clock.now() };
+      this.#noteSent(term, record);
       let status: number;
       try {
         status = await this.#io.put(this.#io.build(current, record, {}), signal);
@@ -273,6 +291,26 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
 
   // ---- internals -------------------------------------------------------------------------------
 
+  /**
+   * Patroni layouts: `patronictl switchover/failover` writes `<scope>-failover` (`member`: the
+   * candidate, `leader`: the member stepping down). We honour it as our own nomination: while it
+   * lives (ttl from when this lock first saw that request), only `member` may acquire; a request
+   * without `member` holds back only the `leader` it names. Patroni's own members read it the same way.
+   * Skipped when our own nomination already decides (it is written together with the request).
+   */
+  async #patroniNomination(holder: string, snap: Snapshot, signal: AbortSignal | undefined): Promise<'us' | 'other' | undefined> {
+    if (!this.#o.failoverName || nominationOf(snap.obj, snap.wire) !== undefined) return undefined;
+    const req = await readPatroniFailover(this.#o, this.#o.failoverName, signal);
+    if (!req) {
+      this.#failoverSeen.reset();
+      return undefined;
+    }
+    const now = this.#o.clock.now();
+    if (now >= this.#failoverSeen.observe(req.identity, this.ttlMs, now)) return undefined;
+    if (req.member !== undefined) return req.member === holder ? 'us' : 'other';
+    return req.leader === holder ? 'other' : undefined;
+  }
+
   #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
     return this.#observer.judge(snap, this.#o.clock.now());
   }
@@ -281,12 +319,15 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.#observer.wrote(record, this.#o.clock.now(), sentAt);
     const term = new Term({ holder, token: BigInt(record.transitions), validUntil: this.#validUntil(sentAt), clock: this.#o.clock, backend: 'kubernetes' });
     this.#held.set(term, record);
+    this.#countFrom(term, record, sentAt);
     // Whatever ends the term (release, loss, expiry, the elector's deadline): renew is over for it
     // (release still works, from a fresh read) and the pod label goes back to follower.
     term.signal.addEventListener(
       'abort',
       () => {
         this.#held.delete(term);
+        this.#secondView.delete(term);
+        this.#sentTimes.delete(term);
         this.#labelFollowerIfIdle();
       },
       { once: true },
@@ -306,8 +347,46 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     // Ended while the renew was in flight (validUntil passed, or stopped): the reply cannot revive it.
     if (term.ended) throw lost(term, term.endReason ?? 'expired');
     this.#held.set(term, record);
-    term.extend(this.#validUntil(sentAt));
+    term.extend(this.#validUntil(this.#countFrom(term, record, sentAt)));
     return term;
+  }
+
+  /**
+   * Lease: client-go compares records with whole-second times, so a renew in the same wall-clock
+   * second as the previous one is no change to a client-go observer, whose countdown keeps running
+   * from the first write it saw. Our validity then counts from the first write of that view too, so
+   * our term ends before any client-go observer can judge the Lease expired (issue 16, item 4).
+   */
+  #countFrom(term: Term, record: WireRecord, sentAt: number): number {
+    if (this.kind !== 'Lease') return sentAt;
+    const view = clientGoView(record);
+    const prev = this.#secondView.get(term);
+    if (prev && prev.view === view) return prev.sentAt;
+    this.#secondView.set(term, { view, sentAt });
+    return sentAt;
+  }
+
+  /** Remembers the renewTimes this term sent (the last few): a write applied after its reply was lost is still ours. */
+  #noteSent(term: Term, record: WireRecord): void {
+    const list = this.#sentTimes.get(term) ?? [];
+    list.push(record.renewTime ?? '');
+    if (list.length > 8) list.shift();
+    this.#sentTimes.set(term, list);
+  }
+
+  #sentBy(term: Term, wire: WireRecord): boolean {
+    return wire.renewTime === this.#held.get(term)?.renewTime || (this.#sentTimes.get(term) ?? []).includes(wire.renewTime ?? '');
+  }
+
+  #impostor(term: Term, wire: WireRecord): LockLostError {
+    const err = new LockLostError(
+      `${this.key}: another process writes the record under our identity ${JSON.stringify(term.holder)} (renewTime ${wire.renewTime ?? '-'} is not ours): ` +
+        'two candidates share one identity (e.g. both take the pod name); give each a unique identity. Term ended.',
+      { backend: 'kubernetes', reason: 'taken' },
+    );
+    this.#warn(err);
+    term.end('taken');
+    return err;
   }
 
   #lose(term: Term, snap: Snapshot): LockLostError {
@@ -355,6 +434,12 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   #assertOpen(): void {
     if (this.#closing) throw new AbortedError(`kubernetes lock ${this.key} is closed`, { backend: 'kubernetes' });
   }
+}
+
+/** What a client-go observer compares (json.Marshal of its record: times at whole seconds). */
+function clientGoView(r: WireRecord): string {
+  const sec = (t: string | undefined): string | null => (t === undefined ? null : t.slice(0, 19));
+  return JSON.stringify([r.holder ?? null, r.durationSeconds ?? null, sec(r.acquireTime), sec(r.renewTime), r.transitions]);
 }
 
 /** Gone or released by someone else: 'expired'; another record: 'taken'. */
