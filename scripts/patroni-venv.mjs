@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Creates (once) the virtualenv the Patroni interop tests drive: Patroni's DCS code only, no
 // PostgreSQL. Idempotent: a venv whose recorded version matches PATRONI_SPEC is reused as is.
-// Pinned: `patroni[etcd3,consul,kubernetes]==4.1.*` — the Patroni 4 line issue 16 is about.
+// Pinned: `patroni[psycopg3,etcd3,consul,kubernetes]==4.1.*` — the Patroni 4 line issue 16 is about
+// (Patroni imports psycopg at start even to use only its DCS classes; the binary wheel needs no libpq).
 // Output: the venv's python path on stdout; on failure a clear message and exit code 1.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PATRONI_SPEC = 'patroni[etcd3,consul,kubernetes]==4.1.*';
+export const PATRONI_SPEC = 'patroni[psycopg3,etcd3,consul,kubernetes]==4.1.*';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const venv = join(root, '.cache', 'interop-venv');
 const python = join(venv, 'bin', 'python');

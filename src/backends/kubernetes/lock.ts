@@ -9,7 +9,8 @@ import { nominationOf, successorOf, type KubeObject, type LockKind } from './kin
 import { LockObjectIo, isOurWrite, sameTerm } from './lock-io.js';
 import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOptions } from './lock-options.js';
 import { runWatch } from './lock-watch.js';
-import { LockObserver, ObservedValue, type Snapshot } from './observer.js';
+import { LockObserver, type Snapshot } from './observer.js';
+import { FailoverJudge } from '../patroni/failover.js';
 import { ttlSeconds, type WireRecord } from './records.js';
 import { PodRoleLabels } from './role-labels.js';
 import { clearPatroniFailover, readPatroniFailover, writePatroniFailover } from './patroni-failover.js';
@@ -57,7 +58,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   readonly #sentTimes = new Map<Term, string[]>();
   readonly #watches = new AbortController();
   /** Patroni's `<scope>-failover` request, judged like our own nomination: it counts for ttl after we first saw it. */
-  readonly #failoverSeen = new ObservedValue();
+  readonly #failover: FailoverJudge;
   #closing: Promise<void> | undefined;
 
   constructor(options: KubernetesLockOptions) {
@@ -70,6 +71,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.ttlMs = this.#o.ttlMs;
     this.requestTimeoutMs = this.#o.requestTimeoutMs;
     this.#observer = new LockObserver(this.ttlMs);
+    this.#failover = new FailoverJudge(this.ttlMs);
     this.#io = new LockObjectIo(this.#o);
     const rl = this.#o.roleLabels;
     this.roleLabels = rl && new PodRoleLabels(this.#o.api, rl, (err) => this.#warn(err), this.#o.requestTimeoutMs);
@@ -120,7 +122,8 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         this.#labelFollowerIfIdle();
         return undefined;
       }
-      const nominee = nominationOf(snap.obj, snap.wire) === holder || patroni === 'us';
+      // A Patroni request we acquire past (ours, or no longer live) is consumed: cleared once we lead.
+      const nominee = nominationOf(snap.obj, snap.wire) === holder || patroni !== undefined;
       const body = this.#io.build(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
       // 3. CAS write (create on 404); validUntil counts from its send time.
       sent = { record, sentAt: this.#o.clock.now(), nominee };
@@ -297,18 +300,13 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
    * lives (ttl from when this lock first saw that request), only `member` may acquire; a request
    * without `member` holds back only the `leader` it names. Patroni's own members read it the same way.
    * Skipped when our own nomination already decides (it is written together with the request).
+   * undefined: no request; 'none': a request that does not hold us back (it is consumed if we win).
    */
-  async #patroniNomination(holder: string, snap: Snapshot, signal: AbortSignal | undefined): Promise<'us' | 'other' | undefined> {
+  async #patroniNomination(holder: string, snap: Snapshot, signal: AbortSignal | undefined): Promise<'us' | 'other' | 'none' | undefined> {
     if (!this.#o.failoverName || nominationOf(snap.obj, snap.wire) !== undefined) return undefined;
     const req = await readPatroniFailover(this.#o, this.#o.failoverName, signal);
-    if (!req) {
-      this.#failoverSeen.reset();
-      return undefined;
-    }
-    const now = this.#o.clock.now();
-    if (now >= this.#failoverSeen.observe(req.identity, this.ttlMs, now)) return undefined;
-    if (req.member !== undefined) return req.member === holder ? 'us' : 'other';
-    return req.leader === holder ? 'other' : undefined;
+    const verdict = this.#failover.judge(req, req?.identity ?? '', holder, this.#o.clock.now());
+    return req ? verdict : undefined;
   }
 
   #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
