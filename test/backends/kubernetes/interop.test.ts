@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LockLostError } from '../../../src/core/errors.js';
+import { ConfigError, LockLostError } from '../../../src/core/errors.js';
 import type { Term } from '../../../src/core/lock.js';
 import { KubeClient } from '../../../src/backends/kubernetes/client.js';
 import { KubernetesLock } from '../../../src/backends/kubernetes/lock.js';
@@ -310,6 +310,33 @@ describe('issue 16: leaderlock on a Patroni 4 cluster\'s Kubernetes objects', ()
       assert.equal(await other.acquire('pg-3'), undefined);
       await w.clock.advance(TTL);
       assert.ok(await other.acquire('pg-3'), 'the request is ttl old: no longer honoured');
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+describe('issue 16: a Patroni member\'s name', () => {
+  it('(12) a sidecar campaigning under its Patroni pod\'s name is refused with a clear error; another identity campaigns', async () => {
+    const w = world();
+    const scope = `pgn-${seq}`;
+    try {
+      // The Patroni member pod: Patroni's labels and its member data in the `status` annotation.
+      await w.api.request({
+        method: 'POST',
+        path: `/api/v1/namespaces/${NS}/pods`,
+        body: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: `${scope}-0`, labels: { application: 'patroni', 'cluster-name': scope }, annotations: { status: '{"role":"primary","state":"running"}' } },
+          spec: { containers: [{ name: 'postgres', image: 'patroni' }] },
+        },
+      });
+      const lock = w.lock({ name: undefined, scope, kind: undefined });
+      await assert.rejects(lock.acquire(`${scope}-0`), (e: unknown) => e instanceof ConfigError && /Patroni member/.test(e.message));
+      const obj = await w.api.request({ method: 'GET', path: `${CMS}/${scope}-leader`, accept: [404] });
+      assert.equal(obj.status, 404, 'nothing written');
+      assert.ok(await lock.acquire(`${scope}-0-sidecar`));
     } finally {
       await w.close();
     }
