@@ -5,6 +5,8 @@ import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { EtcdLock } from '../../src/backends/etcd/index.js';
 import { ConfigError } from '../../src/core/errors.js';
+import { LeaderElector } from '../../src/elector/index.js';
+import { judge } from '../../src/http/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd-cluster.js';
 
 /**
@@ -96,6 +98,31 @@ describe(`issue 16: leaderlock next to Patroni 4 on etcd`, () => {
     await assert.rejects(lock(scope).acquire('pg-5'), (e: unknown) => e instanceof ConfigError && /Patroni member/.test(e.message));
     assert.ok(await lock(scope).acquire('sidecar-pg-5'), 'any other identity campaigns normally');
   });
+
+  for (const role of ['primary', 'master'] as const) {
+    it(`(15) an observer (campaign: false) follows a Patroni 4 primary whose member data says role: ${role}`, async () => {
+      const scope = `ob${++n}`;
+      assert.ok((await patroni<{ ok: boolean }>(scope, 'pg-0', 'touch_member', role)).ok);
+      assert.ok((await patroni<{ ok: boolean }>(scope, 'pg-0', 'acquire')).ok);
+      const observer = new LeaderElector(lock(scope), { identity: 'observer-1', campaign: false });
+      observer.on('warning', () => undefined);
+      try {
+        await observer.start();
+        for (let i = 0; i < 50 && observer.leader !== 'pg-0'; i++) await new Promise((r) => setTimeout(r, 20));
+        const s = observer.status();
+        assert.equal(s.role, 'follower', 'an observer that sees a live leader reports itself following it');
+        assert.equal(s.holder, 'pg-0');
+        assert.equal(judge('replica', s), true, '/replica is 200 for an observer of a live Patroni primary');
+        assert.equal(judge('primary', s), false);
+        assert.ok((await patroni<{ ok: boolean }>(scope, 'pg-0', 'delete_leader')).ok);
+        for (let i = 0; i < 50 && observer.leader !== undefined; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(observer.leader, undefined, 'Patroni released: no leader');
+        assert.equal((await patroni<Cluster>(scope, 'pg-9', 'cluster')).leader, null, 'the observer wrote nothing');
+      } finally {
+        await observer.stop();
+      }
+    });
+  }
 
   it('take-over both ways: after Patroni releases at once; after Patroni crashes when its lease (ttl) expires', async () => {
     const scope = `to${++n}`;

@@ -4,7 +4,7 @@ Usage: python dcs.py '<json config>' <command> [args...]
   config: {"dcs": "etcd3"|"consul", "hosts": "127.0.0.1:2379", "scope": "...", "name": "...", "ttl": 10}
 Commands (each prints one JSON line):
   cluster                        -> {"leader": name|null, "failover": {...}|null, "members": [...]}
-  touch_member                   -> register this member as its HA loop does ({"ok": bool})
+  touch_member [role]            -> register this member as its HA loop does, role default replica ({"ok": bool})
   acquire                        -> attempt_to_acquire_leader() ({"ok": bool})
   switchover <leader> <candidate> [scheduled_at]  -> manual_failover() as `patronictl switchover` ({"ok": bool})
   update_leader                  -> update_leader() as the HA loop of the leader ({"ok": bool})
@@ -62,7 +62,8 @@ def main():
         out = cluster_json(cluster)
     elif cmd == 'touch_member':
         out = {'ok': bool(dcs.touch_member({'conn_url': 'postgres://127.0.0.1:5432/postgres', 'api_url': 'http://127.0.0.1:8008/patroni',
-                                            'state': 'running', 'role': 'replica', 'version': __version__}))}
+                                            'state': 'running', 'role': args[0] if args else 'replica',
+                                            'version': __version__}))}
     elif cmd == 'acquire':
         out = {'ok': bool(dcs.attempt_to_acquire_leader())}
     elif cmd == 'switchover':
