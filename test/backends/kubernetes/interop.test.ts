@@ -127,6 +127,7 @@ describe('issue 16: leaderlock and client-go leaderelection on one Lease', () =>
       const [, reason] = await bounded(lost, 5000, 'lost after the wipe');
       const ms = performance.now() - t0;
       assert.equal(reason, 'expired');
+      console.log(`# client-go release wiped our term: lost after ${ms.toFixed(0)} ms (watch → renew → lost)`);
       assert.ok(ms < 1000, `noticed in ${ms.toFixed(0)} ms of real time, before a client-go candidate may take the released record (1 s)`);
     } finally {
       await elector.stop();
