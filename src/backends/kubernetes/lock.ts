@@ -217,6 +217,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     const done = (snap: Snapshot): boolean => {
       // Cleared in place with our token after we wrote: our release (perhaps a re-sent copy met its first one as a 409).
       const mine = attempted && snap.wire !== undefined && snap.wire.holder === undefined && BigInt(snap.wire.transitions) === term.token;
+      if (mine) this.#observer.released();
       term.end(mine ? (successor === undefined ? 'released' : 'handover') : lossReason(snap));
       return mine;
     };
@@ -247,6 +248,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       }
       if (status === 409) continue;
       if (status === 404) return done({ obj: undefined, wire: undefined });
+      this.#observer.released();
       term.end(successor === undefined ? 'released' : 'handover');
       log('%s: term %s of %s released%s', this.key, term.token, term.holder, successor === undefined ? '' : ` to ${successor}`);
       return true;

@@ -103,6 +103,11 @@ export class LockObserver {
     return { state, changesAt };
   }
 
+  /** Our release was confirmed: the record we held is no longer live, whatever happens to the object next. */
+  released(): void {
+    this.#lastLive = undefined;
+  }
+
   /** Our own confirmed write: its countdown starts at the write's send time (earlier than now: the safe side). */
   wrote(record: WireRecord, now: number, sentAt: number): void {
     const expiresAt = this.#leader.observe(recordIdentity(record), durationMs(record, this.#ttlMs), now, sentAt);

@@ -80,6 +80,10 @@ describe('issue 16: leaderlock and client-go leaderelection on one Lease', () =>
       await w.clock.advance(1);
       const term = await ours.acquire('node-a');
       assert.ok(term, `acquired once go-0's countdown ended (${w.clock.now() - seenAt} ms after we last saw it change)`);
+      // Our own release, then a delete: nothing of ours is live, the next acquire need not wait.
+      assert.ok(await ours.release(term));
+      await w.api.request({ method: 'DELETE', path: `${LEASES}/${w.name}` });
+      assert.ok(await ours.acquire('node-a'), 'no wait after our own confirmed release');
     } finally {
       await w.close();
     }
