@@ -10,6 +10,10 @@ import { formatMicroTime } from '../../../src/backends/kubernetes/records.js';
  * l.246, `setObservedRecord` l.558) and `resourcelock/leaselock.go` (`Get`, `Create`, `Update`,
  * `LeaseSpecToLeaderElectionRecord`, `LeaderElectionRecordToLeaseSpec`).
  *
+ * `release: 'v0.33'` models the release of v0.33–v0.36 instead (`release()` l.308 at v0.33.0: Update of
+ * the cached object, no fresh Get, no retry); the Get-and-retry on 409 came with commit 1b1630d3
+ * ("retry release on conflict from inflight renew"), first tagged kubernetes-1.37.0-alpha.1.
+ *
  * It stands in for the real client-go peer (issue 14's test/peers/client-go/) until that lands; the
  * interop tests take a `ClientGoPeer`, so the real one can replace this model.
  *
@@ -106,8 +110,11 @@ export class ClientGoModel implements ClientGoPeer {
   /** Requests this peer sent, for assertions. */
   readonly log: string[] = [];
 
-  constructor(o: { api: KubeClient; namespace: string; name: string; identity: string; clock: Clock; leaseDurationMs: number }) {
+  readonly #releaseStyle: 'v0.33' | 'current';
+
+  constructor(o: { api: KubeClient; namespace: string; name: string; identity: string; clock: Clock; leaseDurationMs: number; release?: 'v0.33' | 'current' }) {
     this.identity = o.identity;
+    this.#releaseStyle = o.release ?? 'current';
     this.#api = o.api;
     this.#name = o.name;
     this.#namespace = o.namespace;
@@ -218,6 +225,22 @@ export class ClientGoModel implements ClientGoPeer {
 
   /** tryRelease (ReleaseOnCancel): IsLeader() on the *observed* record; a 409 retries with a fresh Get. Bounded here. */
   async release(): Promise<boolean> {
+    if (this.#releaseStyle === 'v0.33') {
+      if (!this.isLeader()) return true;
+      const now = this.#clock.date();
+      const record: LeaderElectionRecord = {
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        renewTime: now,
+        acquireTime: now,
+        leaderTransitions: this.#observedRecord.leaderTransitions,
+        strategy: '',
+        preferredHolder: '',
+      };
+      if ((await this.#update(record)) !== 'ok') return false;
+      this.#setObservedRecord(record);
+      return true;
+    }
     for (let attempt = 0; attempt < 10; attempt++) {
       const got = await this.#get();
       if (!got) return false;

@@ -52,7 +52,8 @@ function world(o: { startDate?: Date } = {}) {
     locks.push(l);
     return l;
   };
-  const peer = (identity: string): ClientGoModel => new ClientGoModel({ api: client(), namespace: NS, name, identity, clock, leaseDurationMs: TTL });
+  const peer = (identity: string, release: 'v0.33' | 'current' = 'current'): ClientGoModel =>
+    new ClientGoModel({ api: client(), namespace: NS, name, identity, clock, leaseDurationMs: TTL, release });
   const lease = async (): Promise<KubeObject | undefined> => {
     const r = await api.request<KubeObject>({ method: 'GET', path: `${LEASES}/${name}`, accept: [404] });
     return r.status === 404 ? undefined : r.body;
@@ -135,6 +136,25 @@ describe('issue 16: leaderlock and client-go leaderelection on one Lease', () =>
       assert.ok(ms < 1000, `noticed in ${ms.toFixed(0)} ms of real time, before a client-go candidate may take the released record (1 s)`);
     } finally {
       await elector.stop();
+      await w.close();
+    }
+  });
+
+  it('(3) client-go v0.33–v0.36 releases its cached object: after our takeover that is a 409, our term stays', async () => {
+    const w = world();
+    try {
+      const go = w.peer('go-0', 'v0.33');
+      assert.ok(await go.tryAcquireOrRenew());
+      await w.clock.advance(TTL);
+      const ours = w.lock();
+      assert.equal(await ours.acquire('node-a'), undefined, 'first sight of go-0: we start counting');
+      await w.clock.advance(TTL);
+      const term = (await ours.acquire('node-a'))!;
+      assert.ok(term);
+      assert.equal(await go.release(), false, 'its Update carries the resourceVersion of its last read: 409');
+      assert.equal(await ours.renew(term), term);
+      assert.equal((await w.lease())!.spec!.holderIdentity, 'node-a');
+    } finally {
       await w.close();
     }
   });
