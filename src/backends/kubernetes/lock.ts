@@ -11,8 +11,8 @@ import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOption
 import { runWatch } from './lock-watch.js';
 import { LockObserver, type Snapshot } from './observer.js';
 import { FailoverJudge } from '../patroni/failover.js';
-import { patroniNameClash } from '../patroni/members.js';
-import { ttlSeconds, type WireRecord } from './records.js';
+import { refusePatroniMemberName } from './patroni-members.js';
+import { clientGoView, ttlSeconds, type WireRecord } from './records.js';
 import { PodRoleLabels } from './role-labels.js';
 import { clearPatroniFailover, readPatroniFailover, writePatroniFailover } from './patroni-failover.js';
 
@@ -123,7 +123,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         this.#labelFollowerIfIdle();
         return undefined;
       }
-      await this.#refusePatroniMemberName(holder, signal);
+      await refusePatroniMemberName(this.#o, this.key, holder, signal);
       // A Patroni request we acquire past (ours, or no longer live) is consumed: cleared once we lead.
       const nominee = nominationOf(snap.obj, snap.wire) === holder || patroni !== undefined;
       const body = this.#io.build(snap.obj, record, { successor: successorOf(snap.obj) === undefined ? undefined : null });
@@ -313,27 +313,6 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     return req ? verdict : undefined;
   }
 
-  /**
-   * Patroni layouts (issue 16, item 12): a Patroni member is a pod named after the member, carrying
-   * Patroni's labels and its member data in the `status` annotation. Campaigning under that name (a
-   * sidecar taking POD_NAME) would make Patroni renew our record as its own: both would lead. Checked
-   * right before a write that would take the lock. A pod read we are not allowed (403) is skipped.
-   */
-  async #refusePatroniMemberName(holder: string, signal: AbortSignal | undefined): Promise<void> {
-    if (!this.#o.patroniLayout) return;
-    const res = await this.#o.api.request<KubeObject>({
-      method: 'GET',
-      path: `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(holder)}`,
-      accept: [403, 404],
-      signal,
-      timeoutMs: this.requestTimeoutMs,
-    });
-    if (res.status !== 200) return;
-    const labels = res.body.metadata.labels ?? {};
-    const member = Object.entries(this.#o.labels).every(([k, v]) => labels[k] === v) && typeof res.body.metadata.annotations?.status === 'string';
-    if (member) throw patroniNameClash('kubernetes', this.key, holder, `pod ${this.namespace}/${holder}`);
-  }
-
   #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
     return this.#observer.judge(snap, this.#o.clock.now());
   }
@@ -457,12 +436,6 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   #assertOpen(): void {
     if (this.#closing) throw new AbortedError(`kubernetes lock ${this.key} is closed`, { backend: 'kubernetes' });
   }
-}
-
-/** What a client-go observer compares (json.Marshal of its record: times at whole seconds). */
-function clientGoView(r: WireRecord): string {
-  const sec = (t: string | undefined): string | null => (t === undefined ? null : t.slice(0, 19));
-  return JSON.stringify([r.holder ?? null, r.durationSeconds ?? null, sec(r.acquireTime), sec(r.renewTime), r.transitions]);
 }
 
 /** Gone or released by someone else: 'expired'; another record: 'taken'. */
