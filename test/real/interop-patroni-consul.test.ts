@@ -9,8 +9,9 @@ import { FakeConsulServer } from '../../src/testing/index.js';
 /**
  * Issue 16 (items 10, 12) with Patroni 4.1.x's consul DCS (test/peers/patroni/dcs.py) next to
  * ConsulLock, on FakeConsulServer (a real Consul agent is issue 14's tier). Patroni's session TTL is
- * ttl/2, so ttl 20 gives a 10 s session, inside Consul's range (the fake answers an out-of-range TTL
- * with 400 where Consul answers 500, issue 14). Needs scripts/patroni-venv.mjs's venv.
+ * ttl/2 and must be ≥ 10 s (the fake answers an out-of-range TTL with 400 where Consul answers 500,
+ * issue 14); ttl 60 gives 30 s, so a Patroni leader outlives the few one-shot Python runs (2–5 s each
+ * on a loaded machine) that act on it. Needs scripts/patroni-venv.mjs's venv.
  */
 const run = promisify(execFile);
 const venv = spawnSync(process.execPath, ['scripts/patroni-venv.mjs'], { encoding: 'utf8' });
@@ -27,7 +28,7 @@ interface Cluster {
 }
 
 async function patroni<T>(scope: string, name: string, cmd: string, ...args: string[]): Promise<T> {
-  const cfg = JSON.stringify({ dcs: 'consul', hosts: `127.0.0.1:${fake.port}`, scope, name, ttl: 20 });
+  const cfg = JSON.stringify({ dcs: 'consul', hosts: `127.0.0.1:${fake.port}`, scope, name, ttl: 60 });
   const { stdout } = await run(python!, ['test/peers/patroni/dcs.py', cfg, cmd, ...args], { timeout: 30_000 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
