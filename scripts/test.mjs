@@ -6,10 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+// test/real/ is `npm run test:real`'s tier (real servers and peers, network installs on first run).
+const TIERS_ELSEWHERE = [join('test', 'real')];
+
 function walk(dir) {
   let out = [];
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
+    if (TIERS_ELSEWHERE.includes(p)) continue;
     if (statSync(p).isDirectory()) out = out.concat(walk(p));
     else if (name.endsWith('.test.ts')) out.push(p);
   }

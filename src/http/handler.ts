@@ -38,7 +38,10 @@ export interface HealthHandler {
   /**
    * Answers the health paths (`/leader`, `/primary`, `/master`, `/replica`, `/readiness`,
    * `/liveness`, `/health`, `/metrics`); any other path goes to `next()` when given (Express
-   * middleware), else gets a 404. Paths are relative to where it is mounted.
+   * middleware), else gets a 404. Paths are relative to where it is mounted. As Patroni's REST API
+   * (so the same haproxy/confd checks work unchanged): `GET`, `HEAD` and `OPTIONS` all answer the
+   * probe's status code (`HEAD`/`OPTIONS` without a body), and `/` means `/primary` when the handler
+   * serves on its own (under Express, `/` stays the application's: it goes to `next()`).
    */
   (req: IncomingMessage, res: ServerResponse, next?: NextFunction): void;
   /** The Prometheus exposition text, or undefined when metrics are off (or a registry was given and prom-client cannot be imported). */
@@ -94,14 +97,15 @@ export function createHealthHandler(source: HealthSource, options: HealthHandler
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: NextFunction): void => {
     const path = pathOf(req.url);
-    const name = path.slice(1);
+    const name = path === '/' && !next ? 'primary' : path.slice(1);
     if (!isProbe(name) && name !== 'metrics') {
       if (next) next();
       else send(res, 404, 'text/plain; charset=utf-8', `not found: ${path}\n`);
       return;
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD');
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
+      res.setHeader('allow', 'GET, HEAD, OPTIONS');
       send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
       return;
     }
@@ -117,10 +121,11 @@ export function createHealthHandler(source: HealthSource, options: HealthHandler
       body = JSON.stringify(statusToJson(status));
     } catch (err) {
       // A status() that throws is a broken source: not ready, not live, and say why.
-      send(res, 500, 'application/json', JSON.stringify({ error: errorTextSafe(err) }), req.method === 'HEAD');
+      send(res, 500, 'application/json', method === 'OPTIONS' ? '' : JSON.stringify({ error: errorTextSafe(err) }), method === 'HEAD');
       return;
     }
-    send(res, ok ? 200 : 503, 'application/json', body, req.method === 'HEAD');
+    // OPTIONS: the status code only (an empty body, unlike HEAD, must say so in content-length).
+    send(res, ok ? 200 : 503, 'application/json', method === 'OPTIONS' ? '' : body, method === 'HEAD');
   }) as HealthHandler;
   handler.metrics = metrics;
   handler.close = () => {
@@ -137,6 +142,10 @@ function serveMetrics(
   metrics: () => Promise<{ contentType: string; body: string } | undefined>,
 ): void {
   const head = req.method === 'HEAD';
+  if (req.method === 'OPTIONS') {
+    send(res, metricsOn ? 204 : 404, 'text/plain; charset=utf-8', '');
+    return;
+  }
   if (!metricsOn) {
     send(res, 404, 'text/plain; charset=utf-8', 'metrics are disabled (createHealthHandler(source, { metrics: false }))\n', head);
     return;

@@ -104,8 +104,38 @@ describe('createHealthHandler over node:http', () => {
     assert.equal(await head.text(), '');
     const post = await fetch(url + '/leader', { method: 'POST' });
     assert.equal(post.status, 405);
-    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    assert.equal(post.headers.get('allow'), 'GET, HEAD, OPTIONS');
     assert.equal((await fetch(url + '/nope')).status, 404);
+  });
+
+  it('issue 16 (13): Patroni haproxy checks work unchanged — OPTIONS/HEAD answer the status code, `/` is `/primary`', async () => {
+    // Patroni's haproxy template: `option httpchk OPTIONS /primary` + `http-check expect status 200`;
+    // confd/other templates use `HEAD /` or `GET /`, where `/` means `/primary`.
+    for (const [status, want] of [[leader, 200], [follower, 503]] as const) {
+      source.current = status;
+      for (const method of ['OPTIONS', 'HEAD', 'GET']) {
+        for (const path of ['/primary', '/']) {
+          const r = await fetch(url + path, { method });
+          assert.equal(r.status, want, `${method} ${path} as ${status.role}`);
+          const text = await r.text();
+          if (method !== 'GET') assert.equal(text, '', `${method} ${path} has no body`);
+        }
+      }
+      const replica = await fetch(url + '/replica', { method: 'OPTIONS' });
+      assert.equal(replica.status, want === 200 ? 503 : 200);
+      await replica.text();
+    }
+  });
+
+  it('issue 16 (13): under Express (next given) `/` stays the application\'s', async () => {
+    const h = createHealthHandler(source, { metrics: false });
+    const s = await listen((req, res) => h(req, res, () => res.writeHead(299).end()));
+    try {
+      assert.equal((await fetch(s.url + '/')).status, 299);
+    } finally {
+      s.server.close();
+      h.close();
+    }
   });
 
   it('a status() that throws gives 500 with the reason, never a crash', async () => {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Agent as HttpsAgent } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import Consul from 'consul';
-import { AbortedError, BackendUnavailableError, DeadlineExceededError, ForbiddenError, LeaderLockError } from '../../core/errors.js';
+import { AbortedError, BackendUnavailableError, ConfigError, DeadlineExceededError, ForbiddenError, LeaderLockError } from '../../core/errors.js';
 import { errorText } from '../../core/retry.js';
 import { Problems } from '../../core/options.js';
 import { goDuration, resolveConnection, type ConsulConnectionOptions } from './connection.js';
@@ -301,6 +301,8 @@ function mapError(what: string, err: unknown, signal: AbortSignal | undefined, t
   if (e?.isResponse && typeof e.statusCode === 'number') {
     const status = e.statusCode;
     if (status === 401 || status === 403) return new ForbiddenError(`consul ${what}: ${status} ${text}`, { backend: 'consul', status, cause: err });
+    // "Invalid Session TTL" (a TTL out of Consul's range) is a configuration problem, not a session Consul forgot.
+    if (status === 500 && /invalid session ttl/i.test(text)) return new ConfigError(`consul ${what}: ${text} (session TTL must be 10 s – 86400 s)`, { backend: 'consul', status, cause: err });
     if (status === 500 && /invalid session/i.test(text)) return new LeaderLockError(`consul ${what}: ${text}`, { backend: 'consul', status, reason: 'invalid-session', cause: err });
     if (status >= 500 || status === 429) return new BackendUnavailableError(`consul ${what}: ${status} ${text}`, { backend: 'consul', status, cause: err });
     return new LeaderLockError(`consul ${what}: ${status} ${text}`, { backend: 'consul', status, cause: err });

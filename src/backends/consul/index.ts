@@ -8,5 +8,5 @@ export { ConsulClient } from './client.js';
 export { resolveConnection, goDuration } from './connection.js';
 export type { ResolvedConnection } from './connection.js';
 export type { ConsulApi, ConsulConnectionOptions, KvPair, KvRead, CallOptions, SessionSpec, ServiceSpec } from './client.js';
-export { ConsulServiceRegistration } from './registration.js';
+export { ConsulServiceRegistration, patroniServiceName } from './registration.js';
 export type { ConsulServiceRegistrationOptions, ConsulServiceRegistrationEvents, ServiceRole, ElectorEventsSource } from './registration.js';

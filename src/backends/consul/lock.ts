@@ -10,6 +10,8 @@ import type { ConsulApi, KvPair } from './client.js';
 import { resolveConsulLockOptions, type ConsulLockOptions, type ResolvedConsulLockOptions } from './options.js';
 import { failoverValue, isHeld, pickEntries, toLockState } from './records.js';
 import { SharedSession, sessionSpec } from './session.js';
+import { FailoverJudge, parsePatroniFailover } from '../patroni/failover.js';
+import { patroniNameClash } from '../patroni/members.js';
 
 const log = logger('consul');
 
@@ -40,6 +42,8 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
   /** Terms that wrote `<key>-meta` (release removes it). */
   readonly #withMetadata = new WeakSet<Term>();
   readonly #closed = new AbortController();
+  /** Patroni layout: Patroni's failover request, judged like our own nomination (see patroni/failover.ts). */
+  #failover: FailoverJudge | undefined;
   #term: Term | undefined;
   #closing: Promise<void> | undefined;
 
@@ -93,13 +97,25 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
   async #tryAcquire(holder: string, signal: AbortSignal | undefined, metadata?: string): Promise<Term | undefined | 'retry'> {
     const o = this.#o;
     const { id: sid, created } = await this.#session.ensure(signal);
-    // 1. One read of the key and its nomination (the nomination is `<key>-successor`, under the same prefix).
-    const before = await this.#client.kvGet(o.key, { recurse: true, signal });
+    // 1. One read of the key and its nomination (the nomination is `<key>-successor`, under the same
+    //    prefix); on a Patroni layout of the whole scope, which adds Patroni's failover request and members.
+    const scopeDir = o.failoverKey?.slice(0, -'failover'.length);
+    const before = await this.#client.kvGet(scopeDir ?? o.key, { recurse: true, signal });
     const { leader, successor } = pickEntries(before.entries, o.key, o.successorKey);
+    // 1b. A Patroni member registered under our identity would take our key for its own (issue 16, item 12).
+    if (scopeDir !== undefined && before.entries.some((e) => e.key === `${scopeDir}members/${holder}`)) {
+      throw patroniNameClash('consul', o.key, holder, `${scopeDir}members/${holder}`);
+    }
     // 2. Another session holds it: a live holder (also a restarted incarnation of ourselves).
     if (isHeld(leader) && leader.session !== sid) return undefined;
     // 3. A handover named someone else, and the nomination has not expired.
     if (isHeld(successor) && successor.value !== holder) return undefined;
+    // 3a. Patroni's failover request (patronictl switchover), honoured like our nomination (issue 16, item 10).
+    const request = o.failoverKey !== undefined && !isHeld(successor) ? before.entries.find((e) => e.key === o.failoverKey) : undefined;
+    if (request) {
+      this.#failover ??= new FailoverJudge(this.ttlMs);
+      if (this.#failover.judge(parsePatroniFailover(request.value), String(request.modifyIndex), holder, this.clock.now()) === 'other') return undefined;
+    }
     // 3b. Before any write: a session whose last confirmed refresh is old (our renewals have been
     //     failing) is renewed first, so a process that cannot keep a session alive never churns
     //     the key (create, then give back) and wakes every watcher for nothing.
@@ -136,7 +152,8 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     if (mine.createIndex <= before.index) {
       // The key existed before our write (a foreign writer created it without a session after our
       // delete), so its CreateIndex is no fresh token: give it back and let the next attempt recreate it.
-      await this.#client.kvPut(o.key, holder, { release: sid, signal }).catch((err: unknown) => this.#warn(err));
+      // Deleted, not `?release`d: a session-less key with a name in it reads as a live leader to Patroni.
+      await this.#client.kvDelete(o.key, { cas: mine.modifyIndex, signal }).catch((err: unknown) => this.#warn(err));
       return undefined;
     }
     const confirmed = [renewed.status === 'fulfilled' ? renewed.value : undefined, created].filter((t): t is number => t !== undefined);
@@ -153,8 +170,9 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
     this.#terms.add(term);
     this.#term = term;
     log('acquired %s for %s, token %s', o.key, holder, mine.createIndex);
-    // 7. Our nomination is used up.
+    // 7. Our nomination is used up, and so is a Patroni request we acquired past (as Patroni's new leader clears it).
     if (isHeld(successor)) await this.#client.kvDelete(o.successorKey, { cas: successor.modifyIndex, signal }).catch((err: unknown) => this.#warn(err));
+    if (request) await this.#client.kvDelete(request.key, { cas: request.modifyIndex, signal }).catch((err: unknown) => this.#warn(err));
     // 8. Metadata beside the key, held by the same session (gone with it), tagged with the token
     //    (Flags) so readers never pair it with another term. Best effort: the term stands without it.
     if (metadata !== undefined) {

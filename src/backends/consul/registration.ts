@@ -13,9 +13,15 @@ export type ServiceRole = 'primary' | 'replica';
 export interface ConsulServiceRegistrationOptions extends ConsulConnectionOptions {
   /** Share a client (e.g. the one your ConsulLocks use). Default: a client of its own, closed by `stop()`. */
   client?: ConsulApi & { close?(): void };
-  /** Service name (Patroni: the cluster scope). */
-  service: string;
-  /** This member's name; the instance id is `<service>-<identity>` unless `id` is given. */
+  /** Service name. Give `service` or `scope`. */
+  service?: string;
+  /**
+   * Patroni's cluster scope: register exactly as Patroni 4 does, so its DNS names and templates
+   * find us — service name = `patroniServiceName(scope)` (lowercase; '.', '_', ' ' → '-'), instance
+   * id `<scope>/<identity>`.
+   */
+  scope?: string;
+  /** This member's name; the instance id is `<service>-<identity>` (with `scope`: `<scope>/<identity>`) unless `id` is given. */
   identity: string;
   id?: string;
   address?: string;
@@ -35,6 +41,18 @@ export interface ConsulServiceRegistrationOptions extends ConsulConnectionOption
   deregisterCriticalAfterMs?: number;
   /** Clock for the check-pass timer. Default the system clock. */
   clock?: Clock;
+}
+
+/**
+ * Patroni's Consul service name for a scope (`service_name_from_scope_name` in patroni/dcs/consul.py):
+ * lowercase; '.', '_' and ' ' become '-'; any other character outside [a-z0-9-] becomes `uNNNN` (its
+ * code point, 4 digits); at most 230 characters (253 − `replica.` − `.service.consul`).
+ */
+export function patroniServiceName(scope: string): string {
+  return scope
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/gu, (c) => ('. _'.includes(c) ? '-' : `u${String(c.codePointAt(0)).padStart(4, '0')}`))
+    .slice(0, 230);
 }
 
 /** The events of a LeaderElector this helper listens to (a structural slice). */
@@ -60,7 +78,7 @@ export interface ConsulServiceRegistrationEvents {
 export class ConsulServiceRegistration extends EventEmitter<ConsulServiceRegistrationEvents> {
   readonly id: string;
   readonly checkId: string;
-  readonly #o: Readonly<Required<Pick<ConsulServiceRegistrationOptions, 'service' | 'identity' | 'legacyMasterTag' | 'checkTtlMs'>>> & ConsulServiceRegistrationOptions;
+  readonly #o: ConsulServiceRegistrationOptions & Readonly<Required<Pick<ConsulServiceRegistrationOptions, 'service' | 'identity' | 'legacyMasterTag' | 'checkTtlMs'>>>;
   readonly #client: ConsulApi & { close?(): void };
   readonly #ownClient: boolean;
   readonly #clock: Clock;
@@ -73,14 +91,20 @@ export class ConsulServiceRegistration extends EventEmitter<ConsulServiceRegistr
   constructor(options: ConsulServiceRegistrationOptions) {
     super();
     const p = new Problems();
-    p.check(typeof options.service === 'string' && /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(options.service), `service must be a DNS-compatible name (letters, digits, '-', '_'), got ${JSON.stringify(options.service)}`);
+    const scope = options.scope;
+    if (scope !== undefined) {
+      p.check(options.service === undefined, 'give either service or scope, not both');
+      p.check(typeof scope === 'string' && scope !== '', `scope must be a non-empty string, got ${JSON.stringify(scope)}`);
+    }
+    const service = scope !== undefined && typeof scope === 'string' ? patroniServiceName(scope) : options.service;
+    p.check(typeof service === 'string' && /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(service), `service must be a DNS-compatible name (letters, digits, '-', '_'), got ${JSON.stringify(service)}`);
     checkIdentity(p, options.identity);
     const checkTtlMs = options.checkTtlMs ?? 30_000;
     p.check(Number.isFinite(checkTtlMs) && checkTtlMs >= 1000, `checkTtlMs must be ≥ 1000, got ${String(options.checkTtlMs)}`);
     if (options.port !== undefined) p.check(Number.isInteger(options.port) && options.port >= 0 && options.port < 65536, `port must be 0–65535, got ${options.port}`);
     p.throwIfAny('consul');
-    this.#o = Object.freeze({ ...options, legacyMasterTag: options.legacyMasterTag ?? true, checkTtlMs });
-    this.id = options.id ?? `${options.service}-${options.identity}`;
+    this.#o = Object.freeze({ ...options, service: service!, legacyMasterTag: options.legacyMasterTag ?? true, checkTtlMs });
+    this.id = options.id ?? (scope !== undefined ? `${scope}/${options.identity}` : `${service!}-${options.identity}`);
     this.checkId = `service:${this.id}`;
     this.#client = options.client ?? new ConsulClient(options);
     this.#ownClient = options.client === undefined;

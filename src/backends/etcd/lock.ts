@@ -11,6 +11,8 @@ import { EtcdSession, type KeepAliveResult } from './session.js';
 import { watchLock } from './watch.js';
 import { fencedWrite, type FencedOp, type FenceResult } from './fence.js';
 import * as wire from './wire.js';
+import { FailoverJudge, parsePatroniFailover } from '../patroni/failover.js';
+import { patroniNameClash } from '../patroni/members.js';
 
 const log = logger('etcd');
 
@@ -49,6 +51,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
   /** Records built with our own ttl as a stand-in because their holder's lease TTL was not known yet. */
   readonly #unknownLease = new WeakMap<LeaderRecord, wire.LeaseId>();
+  /** Patroni layout: Patroni's failover request, judged like our own nomination (see patroni/failover.ts). */
+  readonly #failover: FailoverJudge;
   #warnedForeign: bigint | undefined;
   #closed = false;
 
@@ -70,6 +74,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     this.session = options.session ?? new EtcdSession(options);
     this.session.attach();
     this.ttlMs = this.session.ttlMs;
+    this.#failover = new FailoverJudge(this.ttlMs);
     this.requestTimeoutMs = this.session.requestTimeoutMs;
     this.clock = this.session.clock;
   }
@@ -134,6 +139,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       if (leader.foreign) this.#warnForeign(leader);
       return undefined;
     }
+    const [, , failoverKv, memberKv] = wire.rangeResults(res);
+    if (memberKv) throw patroniNameClash('etcd', this.key, holder, wire.memberKey(this.#keys, holder)!);
     if (successorKv && successorKv.value.toString('utf8') === holder) {
       // 3. We are the nominee: take the key and remove the nomination in one revision.
       const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease, metadata), signal);
@@ -141,6 +148,14 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       if (res2.succeeded) return { token: wire.revisionOf(res2) };
       const l2 = wire.storedLeader(wire.rangeResults(res2)[0]);
       return l2 && l2.lease === lease && l2.holder === holder ? { token: l2.token } : undefined;
+    }
+    if (!successorKv && failoverKv) {
+      // 4. Patroni's failover request (patronictl switchover): honoured like our own nomination.
+      const req = parsePatroniFailover(failoverKv.value.toString('utf8'));
+      if (this.#failover.judge(req, String(failoverKv.mod_revision), holder, this.clock.now()) === 'other') return undefined;
+      const res3 = await this.#txn('etcd acquire (past failover request)', wire.failoverAcquireTxn(this.#keys, holder, lease, String(failoverKv.mod_revision), metadata), signal);
+      if (res3.succeeded) return { token: wire.revisionOf(res3) };
+      if (wire.rangeResults(res3)[3]) throw patroniNameClash('etcd', this.key, holder, wire.memberKey(this.#keys, holder)!);
     }
     return undefined;
   }

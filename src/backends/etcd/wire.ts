@@ -23,6 +23,8 @@ export interface LockKeys {
   meta: string;
   /** Set on a Patroni layout (the key ends in `/leader`): `<scope>/failover`. */
   failover: string | undefined;
+  /** Set on a Patroni layout: `<scope>/members/`, where each Patroni member registers under its name. */
+  members: string | undefined;
 }
 
 export function lockKeys(key: string): LockKeys {
@@ -31,6 +33,7 @@ export function lockKeys(key: string): LockKeys {
     successor: `${key}-successor`,
     meta: `${key}-meta`,
     failover: key.endsWith('/leader') ? `${key.slice(0, -'/leader'.length)}/failover` : undefined,
+    members: key.endsWith('/leader') ? `${key.slice(0, -'/leader'.length)}/members/` : undefined,
   };
 }
 
@@ -46,6 +49,9 @@ function createRevisionIs(key: string, revision: bigint): ICompare {
 }
 function leaseIs(key: string, lease: LeaseId): ICompare {
   return { key: b(key), target: 'Lease', result: 'Equal', lease };
+}
+function modRevisionIs(key: string, revision: string): ICompare {
+  return { key: b(key), target: 'Mod', result: 'Equal', mod_revision: revision };
 }
 function valueIs(key: string, value: string): ICompare {
   return { key: b(key), target: 'Value', result: 'Equal', value: b(value) };
@@ -65,10 +71,41 @@ function deleteOf(key: string): IRequestOp {
  * nominated. On failure etcd returns both keys (one consistent read) so the caller learns why.
  */
 export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId, metadata?: string): ITxnRequest {
+  const { compare, failure } = patroniGuards(keys, holder);
   return {
-    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n)],
+    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n), ...compare],
     success: [putOf(keys.leader, holder, lease), ...metaPut(keys, lease, metadata)],
-    failure: [rangeOf(keys.leader), rangeOf(keys.successor)],
+    failure: [rangeOf(keys.leader), rangeOf(keys.successor), ...failure],
+  };
+}
+
+/**
+ * Patroni layout: no failover request (`<scope>/failover`) and no Patroni member registered under our
+ * name (`<scope>/members/<holder>`); when either is there the txn fails and returns them (range results
+ * 3 and 4), so the caller decides without another read. `failoverRevision`: the request's mod_revision
+ * the caller judged (acquire past it and delete it in the same txn).
+ */
+function patroniGuards(keys: LockKeys, holder: string, failoverRevision?: string): { compare: ICompare[]; failure: IRequestOp[] } {
+  if (!keys.failover || !keys.members) return { compare: [], failure: [] };
+  const member = memberKey(keys, holder)!;
+  return {
+    compare: [failoverRevision === undefined ? createRevisionIs(keys.failover, 0n) : modRevisionIs(keys.failover, failoverRevision), createRevisionIs(member, 0n)],
+    failure: [rangeOf(keys.failover), rangeOf(member)],
+  };
+}
+
+/** `<scope>/members/<holder>` on a Patroni layout. */
+export function memberKey(keys: LockKeys, holder: string): string | undefined {
+  return keys.members === undefined ? undefined : `${keys.members}${holder}`;
+}
+
+/** Acquire on a Patroni layout past a failover request judged not to hold us back (or naming us): consume it in the same revision. */
+export function failoverAcquireTxn(keys: LockKeys, holder: string, lease: LeaseId, failoverRevision: string, metadata?: string): ITxnRequest {
+  const { compare, failure } = patroniGuards(keys, holder, failoverRevision);
+  return {
+    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n), ...compare],
+    success: [putOf(keys.leader, holder, lease), ...metaPut(keys, lease, metadata), deleteOf(keys.failover!)],
+    failure: [rangeOf(keys.leader), rangeOf(keys.successor), ...failure],
   };
 }
 

@@ -48,6 +48,12 @@ export interface KubeObject {
 
 /** Annotation naming the candidate a handover nominated (all kinds). Expires by observation, like the lease. */
 export const SUCCESSOR_ANNOTATION = 'leaderlock.io/successor';
+/**
+ * The `renewTime` of the released record the nomination was written with. A nomination counts only
+ * while that released record is still there: a foreign writer (client-go, Patroni) keeps our
+ * annotations through its own writes, and its later release must not revive an old nomination.
+ */
+export const SUCCESSOR_RECORD_ANNOTATION = 'leaderlock.io/successor-record';
 
 /**
  * Leader metadata (all kinds): the value, and the term (transitions) it was written with. A foreign
@@ -67,6 +73,8 @@ export interface WriteExtras {
   labels?: Readonly<Record<string, string>> | undefined;
   /** Leader metadata and its term: set it; null: remove it; undefined: keep what is there. */
   metadata?: { value: string; term: number } | null | undefined;
+  /** Also add missing `labels` to an existing object (Patroni layouts: Patroni lists objects by label). Never removes or changes a label. */
+  ensureLabels?: boolean | undefined;
 }
 
 export interface KindMapper {
@@ -88,7 +96,12 @@ export function successorOf(obj: KubeObject | undefined): string | undefined {
 }
 
 function baseObject(mapper: KindMapper, current: KubeObject | undefined, target: { namespace: string; name: string }, extras: WriteExtras): KubeObject {
-  if (current) return { ...current, metadata: { ...current.metadata, annotations: { ...(current.metadata.annotations ?? {}) } } };
+  if (current) {
+    const copy: KubeObject = { ...current, metadata: { ...current.metadata, annotations: { ...(current.metadata.annotations ?? {}) } } };
+    const missing = Object.entries(extras.ensureLabels ? (extras.labels ?? {}) : {}).filter(([k]) => current.metadata.labels?.[k] === undefined);
+    if (missing.length > 0) copy.metadata.labels = { ...(current.metadata.labels ?? {}), ...Object.fromEntries(missing) };
+    return copy;
+  }
   const metadata: ObjectMeta = { name: target.name, namespace: target.namespace, annotations: {} };
   if (extras.labels && Object.keys(extras.labels).length > 0) metadata.labels = { ...extras.labels };
   return { apiVersion: mapper.apiVersion, kind: mapper.kind, metadata };
@@ -114,12 +127,27 @@ function applyMetadata(obj: KubeObject, metadata: WriteExtras['metadata']): void
   obj.metadata.annotations = annotations;
 }
 
-function applySuccessor(obj: KubeObject, successor: string | null | undefined): void {
+function applySuccessor(obj: KubeObject, successor: string | null | undefined, record: WireRecord): void {
   if (successor === undefined) return;
   const annotations = obj.metadata.annotations ?? {};
-  if (successor === null) delete annotations[SUCCESSOR_ANNOTATION];
-  else annotations[SUCCESSOR_ANNOTATION] = successor;
+  delete annotations[SUCCESSOR_ANNOTATION];
+  delete annotations[SUCCESSOR_RECORD_ANNOTATION];
+  if (successor !== null) {
+    annotations[SUCCESSOR_ANNOTATION] = successor;
+    if (record.renewTime !== undefined) annotations[SUCCESSOR_RECORD_ANNOTATION] = record.renewTime;
+  }
   obj.metadata.annotations = annotations;
+}
+
+/**
+ * The nomination, if it belongs to the record stored next to it (see SUCCESSOR_RECORD_ANNOTATION).
+ * A nomination without the marker (written by an older leaderlock) counts as before.
+ */
+export function nominationOf(obj: KubeObject | undefined, wire: WireRecord | undefined): string | undefined {
+  const successor = successorOf(obj);
+  if (successor === undefined || !wire || wire.holder !== undefined) return undefined;
+  const madeFor = obj?.metadata.annotations?.[SUCCESSOR_RECORD_ANNOTATION];
+  return madeFor === undefined || madeFor === wire.renewTime ? successor : undefined;
 }
 
 function describe(mapper: KindMapper, obj: KubeObject): string {
@@ -138,7 +166,12 @@ const lease: KindMapper = {
   write(current, target, record, extras) {
     const obj = baseObject(lease, current, target, extras);
     obj.spec = recordToLeaseSpec(record, current?.spec ?? {});
-    applySuccessor(obj, extras.successor);
+    // Coordinated leader election: we do not take part (we neither yield to preferredHolder nor honour
+    // a strategy); like client-go's own non-coordinated elector, whose Update writes a spec without
+    // them, our writes drop both, so a preferredHolder naming a past candidate never lingers.
+    delete obj.spec.preferredHolder;
+    delete obj.spec.strategy;
+    applySuccessor(obj, extras.successor, record);
     applyMetadata(obj, extras.metadata);
     return obj;
   },
@@ -157,7 +190,7 @@ function patroniMapper(kind: 'Endpoints' | 'ConfigMap', resource: string): KindM
     write(current, target, record, extras) {
       const obj = baseObject(mapper, current, target, extras);
       obj.metadata.annotations = recordToAnnotations(record, obj.metadata.annotations ?? {});
-      applySuccessor(obj, extras.successor);
+      applySuccessor(obj, extras.successor, record);
       applyMetadata(obj, extras.metadata);
       if (kind === 'Endpoints') {
         // As Patroni with use_endpoints: the leader's address in subsets, so a Service without a

@@ -55,8 +55,8 @@ export class LockObjectIo {
 
   /** The object to send: `current` (or a new object) carrying `record`. */
   build(current: KubeObject | undefined, record: WireRecord, extras: WriteExtras): KubeObject {
-    const { podIp, ports, labels, mapper, namespace, name } = this.#o;
-    return mapper.write(current, { namespace, name }, record, { podIp, ports, labels, ...extras });
+    const { podIp, ports, labels, mapper, namespace, name, patroniLayout } = this.#o;
+    return mapper.write(current, { namespace, name }, record, { podIp, ports, labels, ensureLabels: patroniLayout, ...extras });
   }
 
   /** The last object seen, if it shows this term (saves a GET before a CAS write; a stale one only costs a 409). */

@@ -8,7 +8,10 @@ import { resolveRoleLabels, type ResolvedRoleLabels, type RoleLabelOptions } fro
 export interface KubernetesLockOptions {
   /** A `KubeClient`, or anything with its `request`/`watch`/`namespace` (see `KubeLockApi`). */
   client: KubeLockApi;
-  /** Object kind holding the record. Default 'Lease' (client-go compatible). */
+  /**
+   * Object kind holding the record. Default 'Lease' (client-go compatible); with `scope`, 'ConfigMap'
+   * (Patroni's default: it never uses a Lease, and uses Endpoints only with `use_endpoints: true`).
+   */
   kind?: LockKind;
   /** Object name. For Endpoints/ConfigMap you may give Patroni's `scope` instead. */
   name?: string;
@@ -26,9 +29,17 @@ export interface KubernetesLockOptions {
   requestTimeoutMs?: number;
   /** Endpoints kind only: this pod's IP, written in `subsets`. Default `$POD_IP`. */
   podIp?: string;
-  /** Endpoints kind only: ports written with the IP. Default `[{ name: 'postgresql', port: 5432, protocol: 'TCP' }]` (Patroni's). */
+  /**
+   * Endpoints kind only: ports written with the IP. Default `[{ port: 5432, protocol: 'TCP' }]`: unnamed,
+   * as Patroni's default (`ports: [{}]`), so a Service with Patroni's unnamed port routes to us too.
+   */
   ports?: readonly EndpointPort[];
-  /** Labels put on the object when this lock creates it (e.g. Patroni's `application: patroni, cluster-name: <scope>`). */
+  /**
+   * Labels put on the objects this lock creates. On a Patroni layout they are also added to the
+   * leader object when we write it (never removed), because Patroni lists only objects carrying its
+   * labels: default there `{ application: 'patroni', 'cluster-name': <scope> }` (Patroni's `labels`
+   * default plus its `scope_label`); give Patroni's own `labels` + `cluster-name` if yours differ.
+   */
   labels?: Readonly<Record<string, string>>;
   /** Set this pod's role label on term start/end. `true` = defaults (`role=primary|replica`). */
   roleLabels?: boolean | RoleLabelOptions;
@@ -56,6 +67,8 @@ export interface ResolvedLockOptions {
   readonly ports: readonly EndpointPort[];
   readonly labels: Readonly<Record<string, string>>;
   readonly roleLabels: ResolvedRoleLabels | undefined;
+  /** The object follows Patroni's layout (Endpoints `<scope>`, ConfigMap `<scope>-leader`): labels are kept on it. */
+  readonly patroniLayout: boolean;
   /** Patroni scope whose `<scope>-failover` object a handover writes; undefined: not a Patroni layout or disabled. */
   readonly failoverName: string | undefined;
   readonly watchIdleTimeoutMs: number;
@@ -64,7 +77,10 @@ export interface ResolvedLockOptions {
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const KINDS: readonly LockKind[] = ['Lease', 'Endpoints', 'ConfigMap'];
-export const DEFAULT_PORTS: readonly EndpointPort[] = Object.freeze([{ name: 'postgresql', port: 5432, protocol: 'TCP' as const }]);
+/** Patroni's default leader Endpoints port: unnamed (a named port would not match its example Service's unnamed one). */
+export const DEFAULT_PORTS: readonly EndpointPort[] = Object.freeze([{ port: 5432, protocol: 'TCP' as const }]);
+/** Patroni's default `kubernetes.labels`; its `scope_label` (default `cluster-name`) is added with the scope. */
+export const PATRONI_DEFAULT_LABELS: Readonly<Record<string, string>> = Object.freeze({ application: 'patroni' });
 
 /** Checks every option and reports all broken rules in one `ConfigError`. Never mutates `options`. */
 export function resolveLockOptions(options: KubernetesLockOptions): ResolvedLockOptions {
@@ -75,7 +91,7 @@ export function resolveLockOptions(options: KubernetesLockOptions): ResolvedLock
     !!api && typeof api.request === 'function' && typeof api.watch === 'function',
     'client must be a KubeClient (or an object with request(), watch() and namespace)',
   );
-  const kind = o.kind ?? 'Lease';
+  const kind = o.kind ?? (o.scope !== undefined ? 'ConfigMap' : 'Lease');
   p.check(KINDS.includes(kind), `kind must be one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   const mapper = mapperFor(KINDS.includes(kind) ? kind : 'Lease');
   let name = o.name;
@@ -114,13 +130,14 @@ export function resolveLockOptions(options: KubernetesLockOptions): ResolvedLock
     Array.isArray(ports) && ports.every((x) => Number.isInteger(x?.port) && x.port > 0 && x.port < 65536),
     'ports must be a list of { name?, port (1–65535), protocol? }',
   );
-  const labels = o.labels ?? {};
-  p.check(typeof labels === 'object' && Object.values(labels).every((v) => typeof v === 'string'), 'labels must map strings to strings');
+  p.check(o.labels === undefined || (typeof o.labels === 'object' && o.labels !== null && Object.values(o.labels).every((v) => typeof v === 'string')), 'labels must map strings to strings');
   const roleLabels = resolveRoleLabels(p, o.roleLabels, typeof namespace === 'string' ? namespace : 'default', env);
   const watchIdleTimeoutMs = o.watchIdleTimeoutMs ?? Math.max(2 * ttlMs, 30_000);
   p.check(Number.isFinite(watchIdleTimeoutMs) && watchIdleTimeoutMs >= 1000, `watchIdleTimeoutMs must be at least 1000 ms, got ${String(o.watchIdleTimeoutMs)}`);
   p.throwIfAny('kubernetes');
   const scope = patroniScope(kind, name!);
+  // Patroni lists its objects by label: on its layout, ours must carry its labels or Patroni cannot see them.
+  const labels = o.labels ?? (scope !== undefined ? { ...PATRONI_DEFAULT_LABELS, 'cluster-name': scope } : {});
   return Object.freeze({
     api,
     mapper,
@@ -133,6 +150,7 @@ export function resolveLockOptions(options: KubernetesLockOptions): ResolvedLock
     podIp,
     ports: Object.freeze(ports.map((x) => Object.freeze({ ...x }))),
     labels: Object.freeze({ ...labels }),
+    patroniLayout: scope !== undefined,
     roleLabels,
     failoverName: scope !== undefined && o.patroniFailover !== false ? `${scope}-failover` : undefined,
     watchIdleTimeoutMs,

@@ -5,14 +5,16 @@ import { Term, type AcquireOptions, type LeaderLock, type LockState, type LostRe
 import { logger } from '../../core/log.js';
 import { Problems, assertHolder, assertMetadata, checkIdentity } from '../../core/options.js';
 import { StateFeed } from '../../core/watch.js';
-import { metadataOf, successorOf, type KubeObject, type LockKind } from './kinds.js';
+import { metadataOf, nominationOf, successorOf, type KubeObject, type LockKind } from './kinds.js';
 import { LockObjectIo, isOurWrite, sameTerm } from './lock-io.js';
 import { resolveLockOptions, type KubernetesLockOptions, type ResolvedLockOptions } from './lock-options.js';
 import { runWatch } from './lock-watch.js';
 import { LockObserver, type Snapshot } from './observer.js';
-import { ttlSeconds, type WireRecord } from './records.js';
+import { FailoverJudge } from '../patroni/failover.js';
+import { refusePatroniMemberName } from './patroni-members.js';
+import { clientGoView, ttlSeconds, type WireRecord } from './records.js';
 import { PodRoleLabels } from './role-labels.js';
-import { clearPatroniFailover, writePatroniFailover } from './patroni-failover.js';
+import { clearPatroniFailover, readPatroniFailover, writePatroniFailover } from './patroni-failover.js';
 
 const log = logger('k8s:lock');
 /** Conflicts (409) in a row before an operation gives up as undecided: each means another writer touched the object. */
@@ -48,7 +50,16 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   readonly #io: LockObjectIo;
   /** The last record this lock wrote for each term it has not released (renew/release work from it). */
   readonly #held = new Map<Term, WireRecord>();
+  /**
+   * Lease only, per term: client-go's view of our last write (its raw record has whole-second times)
+   * and the send time of the first write that showed it that view. validUntil counts from there.
+   */
+  readonly #secondView = new Map<Term, { view: string; sentAt: number }>();
+  /** Per term, the renewTimes of its last writes (see #sentBy). */
+  readonly #sentTimes = new Map<Term, string[]>();
   readonly #watches = new AbortController();
+  /** Patroni's `<scope>-failover` request, judged like our own nomination: it counts for ttl after we first saw it. */
+  readonly #failover: FailoverJudge;
   #closing: Promise<void> | undefined;
 
   constructor(options: KubernetesLockOptions) {
@@ -61,6 +72,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.ttlMs = this.#o.ttlMs;
     this.requestTimeoutMs = this.#o.requestTimeoutMs;
     this.#observer = new LockObserver(this.ttlMs);
+    this.#failover = new FailoverJudge(this.ttlMs);
     this.#io = new LockObjectIo(this.#o);
     const rl = this.#o.roleLabels;
     this.roleLabels = rl && new PodRoleLabels(this.#o.api, rl, (err) => this.#warn(err), this.#o.requestTimeoutMs);
@@ -107,7 +119,14 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         renewTime: time,
         transitions: snap.wire ? snap.wire.transitions + 1 : 1,
       };
-      const nominee = successorOf(snap.obj) === holder;
+      const patroni = await this.#patroniNomination(holder, snap, signal);
+      if (patroni === 'other') {
+        this.#labelFollowerIfIdle();
+        return undefined;
+      }
+      await refusePatroniMemberName(this.#o, this.key, holder, signal);
+      // A Patroni request we acquire past (ours, or no longer live) is consumed: cleared once we lead.
+      const nominee = nominationOf(snap.obj, snap.wire) === holder || patroni !== undefined;
       const body = this.#io.build(snap.obj, record, {
         successor: successorOf(snap.obj) === undefined ? undefined : null,
         metadata: metadata === undefined ? null : { value: metadata, term: record.transitions },
@@ -153,10 +172,14 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
         const snap = await this.#readTerm(term, signal);
         // Our last write is there: a copy the client re-sent after a reset met it as a 409.
         if (sent && isOurWrite(snap.wire, sent.record)) return this.#confirm(term, sent.record, sent.sentAt);
+        // Our holder and token, but a write that is not ours: another process renews under our
+        // identity (client-go or a Patroni member given the same name). Both would lead; end ours.
+        if (!this.#sentBy(term, snap.wire!)) throw this.#impostor(term, snap.wire!);
         current = snap.obj!;
       }
       const record: WireRecord = { ...held, durationSeconds: ttlSeconds(this.ttlMs), renewTime: this.#io.nextTime() };
       sent = { record, sentAt: this.#o.clock.now() };
+      this.#noteSent(term, record);
       let status: number;
       try {
         status = await this.#io.put(this.#io.build(current, record, {}), signal);
@@ -198,6 +221,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     const done = (snap: Snapshot): boolean => {
       // Cleared in place with our token after we wrote: our release (perhaps a re-sent copy met its first one as a 409).
       const mine = attempted && snap.wire !== undefined && snap.wire.holder === undefined && BigInt(snap.wire.transitions) === term.token;
+      if (mine) this.#observer.released();
       term.end(mine ? (successor === undefined ? 'released' : 'handover') : lossReason(snap));
       return mine;
     };
@@ -228,6 +252,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       }
       if (status === 409) continue;
       if (status === 404) return done({ obj: undefined, wire: undefined });
+      this.#observer.released();
       term.end(successor === undefined ? 'released' : 'handover');
       log('%s: term %s of %s released%s', this.key, term.token, term.holder, successor === undefined ? '' : ` to ${successor}`);
       return true;
@@ -277,6 +302,21 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
 
   // ---- internals -------------------------------------------------------------------------------
 
+  /**
+   * Patroni layouts: `patronictl switchover/failover` writes `<scope>-failover` (`member`: the
+   * candidate, `leader`: the member stepping down). We honour it as our own nomination: while it
+   * lives (ttl from when this lock first saw that request), only `member` may acquire; a request
+   * without `member` holds back only the `leader` it names. Patroni's own members read it the same way.
+   * Skipped when our own nomination already decides (it is written together with the request).
+   * undefined: no request; 'none': a request that does not hold us back (it is consumed if we win).
+   */
+  async #patroniNomination(holder: string, snap: Snapshot, signal: AbortSignal | undefined): Promise<'us' | 'other' | 'none' | undefined> {
+    if (!this.#o.failoverName || nominationOf(snap.obj, snap.wire) !== undefined) return undefined;
+    const req = await readPatroniFailover(this.#o, this.#o.failoverName, signal);
+    const verdict = this.#failover.judge(req, req?.identity ?? '', holder, this.#o.clock.now());
+    return req ? verdict : undefined;
+  }
+
   #judge(snap: Snapshot): { state: LockState; changesAt: number | undefined } {
     const judged = this.#observer.judge(snap, this.#o.clock.now());
     const metadata = judged.state.leader && metadataOf(snap.obj, snap.wire?.transitions);
@@ -288,12 +328,15 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     this.#observer.wrote(record, this.#o.clock.now(), sentAt);
     const term = new Term({ holder, token: BigInt(record.transitions), validUntil: this.#validUntil(sentAt), clock: this.#o.clock, backend: 'kubernetes' });
     this.#held.set(term, record);
+    this.#countFrom(term, record, sentAt);
     // Whatever ends the term (release, loss, expiry, the elector's deadline): renew is over for it
     // (release still works, from a fresh read) and the pod label goes back to follower.
     term.signal.addEventListener(
       'abort',
       () => {
         this.#held.delete(term);
+        this.#secondView.delete(term);
+        this.#sentTimes.delete(term);
         this.#labelFollowerIfIdle();
       },
       { once: true },
@@ -313,8 +356,46 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     // Ended while the renew was in flight (validUntil passed, or stopped): the reply cannot revive it.
     if (term.ended) throw lost(term, term.endReason ?? 'expired');
     this.#held.set(term, record);
-    term.extend(this.#validUntil(sentAt));
+    term.extend(this.#validUntil(this.#countFrom(term, record, sentAt)));
     return term;
+  }
+
+  /**
+   * Lease: client-go compares records with whole-second times, so a renew in the same wall-clock
+   * second as the previous one is no change to a client-go observer, whose countdown keeps running
+   * from the first write it saw. Our validity then counts from the first write of that view too, so
+   * our term ends before any client-go observer can judge the Lease expired (issue 16, item 4).
+   */
+  #countFrom(term: Term, record: WireRecord, sentAt: number): number {
+    if (this.kind !== 'Lease') return sentAt;
+    const view = clientGoView(record);
+    const prev = this.#secondView.get(term);
+    if (prev && prev.view === view) return prev.sentAt;
+    this.#secondView.set(term, { view, sentAt });
+    return sentAt;
+  }
+
+  /** Remembers the renewTimes this term sent (the last few): a write applied after its reply was lost is still ours. */
+  #noteSent(term: Term, record: WireRecord): void {
+    const list = this.#sentTimes.get(term) ?? [];
+    list.push(record.renewTime ?? '');
+    if (list.length > 8) list.shift();
+    this.#sentTimes.set(term, list);
+  }
+
+  #sentBy(term: Term, wire: WireRecord): boolean {
+    return wire.renewTime === this.#held.get(term)?.renewTime || (this.#sentTimes.get(term) ?? []).includes(wire.renewTime ?? '');
+  }
+
+  #impostor(term: Term, wire: WireRecord): LockLostError {
+    const err = new LockLostError(
+      `${this.key}: another process writes the record under our identity ${JSON.stringify(term.holder)} (renewTime ${wire.renewTime ?? '-'} is not ours): ` +
+        'two candidates share one identity (e.g. both take the pod name); give each a unique identity. Term ended.',
+      { backend: 'kubernetes', reason: 'taken' },
+    );
+    this.#warn(err);
+    term.end('taken');
+    return err;
   }
 
   #lose(term: Term, snap: Snapshot): LockLostError {

@@ -1,5 +1,6 @@
 import type { LockState } from '../../core/lock.js';
-import { successorOf, type KubeObject } from './kinds.js';
+import { nominationOf, type KubeObject } from './kinds.js';
+import type { LeaderRecord } from '../../core/lock.js';
 import { durationMs, recordIdentity, toLeaderRecord, type WireRecord } from './records.js';
 
 /**
@@ -57,6 +58,8 @@ export interface Snapshot {
 export class LockObserver {
   readonly #leader = new ObservedValue();
   readonly #successor = new ObservedValue();
+  /** The last holder this observer judged live, and when its countdown ends: outlives a deletion of the object. */
+  #lastLive: { record: LeaderRecord; expiresAt: number } | undefined;
   readonly #ttlMs: number;
 
   constructor(ttlMs: number) {
@@ -69,6 +72,12 @@ export class LockObserver {
     if (!obj || !wire) {
       this.#leader.reset();
       this.#successor.reset();
+      // Deleted (`kubectl delete lease` to force a re-election) while a holder was live: that holder
+      // (client-go keeps acting for up to RetryPeriod + RenewDeadline) may still act until its
+      // countdown ends, so it stays the live leader for us until then (issue 16, item 1).
+      const ghost = this.#lastLive;
+      if (ghost && now < ghost.expiresAt) return { state: { leader: { ...ghost.record } }, changesAt: ghost.expiresAt };
+      this.#lastLive = undefined;
       return { state: {}, changesAt: undefined };
     }
     const state: LockState = {};
@@ -78,9 +87,13 @@ export class LockObserver {
       const leader = toLeaderRecord(wire, now < expiresAt, this.#ttlMs);
       if (leader) state.leader = leader;
       if (now < expiresAt) changesAt = expiresAt;
-    } else this.#leader.reset();
-    const successor = successorOf(obj);
-    if (successor !== undefined && wire.holder === undefined) {
+      this.#lastLive = leader && now < expiresAt ? { record: leader, expiresAt } : undefined;
+    } else {
+      this.#leader.reset();
+      this.#lastLive = undefined;
+    }
+    const successor = nominationOf(obj, wire);
+    if (successor !== undefined) {
       const expiresAt = this.#successor.observe(`${successor}\n${recordIdentity(wire)}`, this.#ttlMs, now);
       if (now < expiresAt) {
         state.successor = successor;
@@ -90,9 +103,16 @@ export class LockObserver {
     return { state, changesAt };
   }
 
+  /** Our release was confirmed: the record we held is no longer live, whatever happens to the object next. */
+  released(): void {
+    this.#lastLive = undefined;
+  }
+
   /** Our own confirmed write: its countdown starts at the write's send time (earlier than now: the safe side). */
   wrote(record: WireRecord, now: number, sentAt: number): void {
-    this.#leader.observe(recordIdentity(record), durationMs(record, this.#ttlMs), now, sentAt);
+    const expiresAt = this.#leader.observe(recordIdentity(record), durationMs(record, this.#ttlMs), now, sentAt);
+    const leader = toLeaderRecord(record, now < expiresAt, this.#ttlMs);
+    this.#lastLive = leader && now < expiresAt ? { record: leader, expiresAt } : undefined;
     this.#successor.reset();
   }
 }

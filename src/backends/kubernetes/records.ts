@@ -187,3 +187,9 @@ function setOrDelete<T extends object, K extends keyof T & string>(target: T, ke
   if (value === undefined) delete target[key];
   else target[key] = value;
 }
+
+/** What a client-go observer compares (json.Marshal of its record: times at whole seconds). */
+export function clientGoView(r: WireRecord): string {
+  const sec = (t: string | undefined): string | null => (t === undefined ? null : t.slice(0, 19));
+  return JSON.stringify([r.holder ?? null, r.durationSeconds ?? null, sec(r.acquireTime), sec(r.renewTime), r.transitions]);
+}

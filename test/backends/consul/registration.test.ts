@@ -1,7 +1,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import Consul from 'consul';
-import { ConsulServiceRegistration } from '../../../src/backends/consul/index.js';
+import { ConsulServiceRegistration, patroniServiceName } from '../../../src/backends/consul/index.js';
 import { ConfigError } from '../../../src/core/errors.js';
 import { EventEmitter } from 'node:events';
 import { ConsulWorld } from './harness.js';
@@ -39,6 +39,19 @@ describe('ConsulServiceRegistration', () => {
     assert.deepEqual(w.fake.services()[0]?.tags, ['pg16', 'replica']);
     assert.equal((await consul.health.service({ service: 'pg', tag: 'master' })).length, 0, 'master only while primary');
     await r.stop();
+  });
+
+  it('issue 16 (11): with `scope`, registers as Patroni 4 does — normalised service name, id <scope>/<name> — and deregisters', async () => {
+    assert.equal(patroniServiceName('Batman_DB.eu west'), 'batman-db-eu-west');
+    assert.equal(patroniServiceName('pg/é'), 'pgu0047u0233');
+    const r = new ConsulServiceRegistration({ client: w.client(), scope: 'Batman_DB', identity: 'pg-0', port: 5432, clock: w.clock, checkTtlMs: 30_000 });
+    assert.equal(r.id, 'Batman_DB/pg-0');
+    await r.start('primary');
+    const rows = await consul.health.service({ service: 'batman-db', tag: 'primary', passing: true });
+    assert.deepEqual(rows.map((m) => m.Service.ID), ['Batman_DB/pg-0']);
+    await r.stop();
+    assert.equal(w.fake.services().length, 0, 'deregistered (the id is URL-encoded)');
+    assert.throws(() => new ConsulServiceRegistration({ client: w.client(), scope: 'a', service: 'b', identity: 'x' }), ConfigError);
   });
 
   it('without legacyMasterTag the primary carries only primary', async () => {

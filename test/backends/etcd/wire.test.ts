@@ -20,10 +20,40 @@ const kv = (key: string, value: string, create: string, lease = '0'): IKeyValue 
 
 describe('etcd wire mapping', () => {
   it('derives the successor key and, on a Patroni layout, the failover key', () => {
-    assert.deepEqual(wire.lockKeys('/service/pg/leader'), { leader: '/service/pg/leader', successor: '/service/pg/leader-successor', meta: '/service/pg/leader-meta', failover: '/service/pg/failover' });
+    assert.deepEqual(wire.lockKeys('/service/pg/leader'), {
+      leader: '/service/pg/leader',
+      successor: '/service/pg/leader-successor',
+      meta: '/service/pg/leader-meta',
+      failover: '/service/pg/failover',
+      members: '/service/pg/members/',
+    });
     assert.equal(wire.lockKeys('/locks/a').failover, undefined);
     assert.equal(wire.patroniKey('pg'), '/service/pg/leader');
     assert.equal(wire.patroniKey('pg', '/db/'), '/db/pg/leader');
+  });
+
+  it('issue 16 (10, 12): on a Patroni layout, acquire also needs no failover request and no member under our name; failure returns both', () => {
+    const keys = wire.lockKeys('/service/pg/leader');
+    const t = wire.acquireTxn(keys, 'pg-1', '42');
+    assert.deepEqual(
+      t.compare!.map((c) => [c.key!.toString(), c.target, c.create_revision]),
+      [
+        ['/service/pg/leader', 'Create', '0'],
+        ['/service/pg/leader-successor', 'Create', '0'],
+        ['/service/pg/failover', 'Create', '0'],
+        ['/service/pg/members/pg-1', 'Create', '0'],
+      ],
+    );
+    assert.deepEqual(
+      t.failure!.map((op) => op.request_range!.key!.toString()),
+      ['/service/pg/leader', '/service/pg/leader-successor', '/service/pg/failover', '/service/pg/members/pg-1'],
+    );
+    const past = wire.failoverAcquireTxn(keys, 'pg-1', '42', '77');
+    assert.deepEqual(past.compare![2], { key: Buffer.from('/service/pg/failover'), target: 'Mod', result: 'Equal', mod_revision: '77' });
+    assert.deepEqual(
+      past.success!.map((op) => (op.request_put ? `put ${op.request_put.key!.toString()}` : `delete ${op.request_delete_range!.key!.toString()}`)),
+      ['put /service/pg/leader', 'delete /service/pg/failover'],
+    );
   });
 
   it('acquire txn: both keys absent → put with our lease; failure reads both', () => {

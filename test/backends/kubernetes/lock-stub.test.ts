@@ -147,9 +147,11 @@ describe('KubernetesLock (stub API, virtual clock)', () => {
       const term = await a.acquire('node-a');
       assert.ok(term, 'our record was there on re-read');
       assert.equal(term.validUntil, sent + TTL * 0.99);
-      await clock.advance(500);
+      // A whole second later: a Lease renew within the same wall-clock second counts from the first
+      // write client-go saw in that second (issue 16, item 4; tested in interop.test.ts).
+      await clock.advance(1000);
       await a.renew(term);
-      assert.equal(term.validUntil, sent + 500 + TTL * 0.99, 'validUntil counts from the send time of the confirmed write');
+      assert.equal(term.validUntil, sent + 1000 + TTL * 0.99, 'validUntil counts from the send time of the confirmed write');
     } finally {
       api.hook = undefined;
       await close();
@@ -244,7 +246,7 @@ describe('KubernetesLock (stub API, virtual clock)', () => {
       const a = make();
       const term = (await a.acquire('pg-0'))!;
       const held = api.get(EP)!;
-      assert.deepEqual(held.subsets, [{ addresses: [{ ip: '10.0.0.1' }], ports: [{ name: 'postgresql', port: 5432, protocol: 'TCP' }] }]);
+      assert.deepEqual(held.subsets, [{ addresses: [{ ip: '10.0.0.1' }], ports: [{ port: 5432, protocol: 'TCP' }] }], 'issue 16 (14): unnamed, as Patroni\'s default port');
       api.touch(EP, { metadata: { annotations: { optime: '1234' } } });
       assert.equal(await a.release(term), true);
       const after = api.get(EP)! as { subsets: unknown; metadata: { annotations: Record<string, string> } };
@@ -390,7 +392,7 @@ describe('KubernetesLock watch stream and foreign writers', () => {
     }
   });
 
-  it('a live client-go holder is respected until unchanged for its leaseDurationSeconds, then taken with token + 1; unknown spec fields kept', async () => {
+  it('a live client-go holder is respected until unchanged for its leaseDurationSeconds, then taken with token + 1; coordinated-election fields dropped as client-go does', async () => {
     const { api, clock, make, close } = setup();
     try {
       api.objects.set(LEASE, {
@@ -407,7 +409,7 @@ describe('KubernetesLock watch stream and foreign writers', () => {
       const term = (await a.acquire('node-a'))!;
       assert.equal(term.token, 42n);
       const spec = api.get(LEASE)!.spec as Record<string, unknown>;
-      assert.equal(spec.strategy, 'OldestEmulationVersion');
+      assert.equal(spec.strategy, undefined, 'issue 16 (7): we do not take part in coordinated election; client-go writes drop it too');
       assert.equal(spec.leaseTransitions, 42);
     } finally {
       await close();

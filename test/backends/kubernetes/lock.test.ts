@@ -21,7 +21,9 @@ import { VirtualClock } from '../../../src/testing/virtual-clock.js';
  * bypasses the service through `endpointsResolver()`. Lock decisions run on a VirtualClock (the
  * expiry is the observer's judgement, not the server's), requests in real time.
  */
-const TTL = 2000;
+// ttl / 3 (the conformance renew step) is a whole second: Lease renews within one wall-clock second do
+// not move validUntil (client-go's whole-second view, issue 16 item 4).
+const TTL = 3000;
 const realPause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let fake: FakeKubeApiServer;
@@ -247,7 +249,7 @@ describe('KubernetesLock on FakeKubeApiServer', () => {
         assert.equal(a.transitions, '1');
         assert.ok(!Number.isNaN(Date.parse(a.renewTime!)) && !Number.isNaN(Date.parse(a.acquireTime!)));
       }
-      assert.deepEqual((ep.subsets as unknown[])[0], { addresses: [{ ip: '10.9.8.7' }], ports: [{ name: 'postgresql', port: 5432, protocol: 'TCP' }] });
+      assert.deepEqual((ep.subsets as unknown[])[0], { addresses: [{ ip: '10.9.8.7' }], ports: [{ port: 5432, protocol: 'TCP' }] });
       await Promise.all(locks.map((l, i) => l.release(terms[i]!)));
       const released = (await get('lease/kubectl-lease')).spec as Record<string, unknown>;
       assert.equal(released.holderIdentity, undefined, 'released as client-go ReleaseOnCancel: no holder');
