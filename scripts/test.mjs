@@ -10,6 +10,8 @@ function walk(dir) {
   let out = [];
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
+    // test/real is the second tier (`npm run test:real`): real servers, built first.
+    if (p === join('test', 'real')) continue;
     if (statSync(p).isDirectory()) out = out.concat(walk(p));
     else if (name.endsWith('.test.ts')) out.push(p);
   }

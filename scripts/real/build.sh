@@ -159,34 +159,39 @@ build_peer() {
   local v src="$ROOT/test/peers/client-go"
   for v in $CLIENTGO_VERSIONS; do
     local name="clientgo-peer-$v"
-    if stamp_ok "$name" "$v" && [[ "$BIN/$name" -nt "$src/main.go" ]]; then ok "peer" "client-go $v, cached"; continue; fi
+    if stamp_ok "$name" "$v" && [[ "$BIN/$name" -nt "$src/main.go" ]]; then ok "$name" "client-go $v, cached"; continue; fi
     local dir="$CACHE/src/$name"
     : >"$LOGS/$name.log"
     rm -rf "$dir"; mkdir -p "$dir"; cp "$src/main.go" "$dir/"
     printf 'module leaderlock.local/clientgo-peer\n\ngo 1.26.0\n' >"$dir/go.mod"
     (cd "$dir" && run "$name" go get "k8s.io/client-go@$v" "k8s.io/api@$v" "k8s.io/apimachinery@$v" && run "$name" go mod tidy) \
-      || { fail "peer" "go get k8s.io/client-go@$v (see $LOGS/$name.log)"; continue; }
+      || { fail "$name" "go get k8s.io/client-go@$v (see $LOGS/$name.log)"; continue; }
     (cd "$dir" && run "$name" go build -ldflags "-s -w" -o "$BIN/$name" .) \
-      || { fail "peer" "go build of test/peers/client-go against client-go $v (see $LOGS/$name.log)"; continue; }
+      || { fail "$name" "go build of test/peers/client-go against client-go $v (see $LOGS/$name.log)"; continue; }
     stamp "$name" "$v"
-    ok "peer" "client-go $v"
+    ok "$name" "client-go $v"
   done
 }
 
-TARGETS=("$@")
-[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(kube etcd consul patroni peer)
-for t in "${TARGETS[@]}"; do
-  case "$t" in
-    kube) build_kube ;;
-    etcd) build_etcd ;;
-    consul) build_consul ;;
-    patroni) build_patroni ;;
-    peer) build_peer ;;
-    *) echo "unknown target $t (kube etcd consul patroni peer)" >&2; exit 2 ;;
-  esac
-done
+main() {
+  local TARGETS=("$@") t
+  [[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(kube etcd consul patroni peer)
+  for t in "${TARGETS[@]}"; do
+    case "$t" in
+      kube) build_kube ;;
+      etcd) build_etcd ;;
+      consul) build_consul ;;
+      patroni) build_patroni ;;
+      peer) build_peer ;;
+      *) echo "unknown target $t (kube etcd consul patroni peer)" >&2; exit 2 ;;
+    esac
+  done
 
-if [[ ${#FAILED[@]} -gt 0 ]]; then
-  echo "real-servers build: FAILED: ${FAILED[*]} (logs in $LOGS)" >&2
-  exit 1
-fi
+  if [[ ${#FAILED[@]} -gt 0 ]]; then
+    echo "real-servers build: FAILED: ${FAILED[*]} (logs in $LOGS)" >&2
+    exit 1
+  fi
+}
+
+# One line, read whole before it runs: editing this file during a build cannot derail it.
+main "$@"; exit $?

@@ -1,0 +1,213 @@
+/**
+ * The Kubernetes backend on a real control plane (harness/kube.ts): three kube-apiservers sharing
+ * one etcd 3.6, RBAC on, static tokens, the lease endpoint reconciler. KubernetesLock's conformance
+ * suite for each kind, the endpoint resolver through kill -9 and SIGSTOP of the sticky API server,
+ * `kubectl get` of our Lease, and the peers (client-go leaderelection, Patroni 4's DCS code) taking,
+ * holding and releasing a lock on the same servers. Real time throughout.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { KubeClient } from '../../src/backends/kubernetes/client.js';
+import { KubernetesLock } from '../../src/backends/kubernetes/lock.js';
+import { endpointsResolver, type EndpointsResolver } from '../../src/backends/kubernetes/resolver.js';
+import { lockConformance } from '../../src/testing/conformance.js';
+import { realBin } from './harness/bins.js';
+import { startKubeCluster, type KubeCluster } from './harness/kube.js';
+import { sh } from './harness/procs.js';
+import { clientGoPeer, clientGoPeerVersions, patroniPeer } from './harness/peers.js';
+
+const TTL = 2000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let cluster: KubeCluster;
+const clients = new Set<KubeClient>();
+function client(resolver: EndpointsResolver = endpointsResolver({ refreshMs: 2000 }), requestTimeoutMs = 5000): KubeClient {
+  const c = new KubeClient({ ...cluster.clientOptions(), resolver, requestTimeoutMs });
+  c.on('warning', () => undefined);
+  clients.add(c);
+  return c;
+}
+async function closeClients(): Promise<void> {
+  const all = [...clients];
+  clients.clear();
+  await Promise.allSettled(all.map((c) => c.close()));
+}
+
+before(async () => {
+  const started = Date.now();
+  cluster = await startKubeCluster();
+  console.log(`real server: kube-apiserver ${sh(realBin('kube-apiserver'), ['--version']).trim()} ×3 on ${cluster.apiServers.map((s) => s.ip).join(', ')}, up in ${Date.now() - started} ms`);
+  console.log(`real server: ${sh(realBin('kubectl'), ['version', '--client']).split('\n')[0]}`);
+});
+after(async () => {
+  await closeClients();
+  await cluster?.stop();
+});
+
+let seq = 0;
+for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
+  const locks: KubernetesLock[] = [];
+  let name = `real-${kind.toLowerCase()}-${seq}`;
+  lockConformance(
+    {
+      name: `kubernetes ${kind}, real kube-apiservers via endpointsResolver`,
+      ttlMs: TTL,
+      newLock: async () => {
+        // podIp is data in the Endpoints object only (nothing dials it): an address of the test hosts.
+        const lock = new KubernetesLock({ client: client(), kind, name, ttlMs: TTL, requestTimeoutMs: 5000, podIp: kind === 'Endpoints' ? cluster.apiServers[0]!.ip.replace(/\.\d+$/, '.9') : undefined });
+        locks.push(lock);
+        return lock;
+      },
+      advance: sleep,
+      cleanup: async () => {
+        await Promise.allSettled(locks.splice(0).map((l) => l.close()));
+        await closeClients();
+        name = `real-${kind.toLowerCase()}-${++seq}`;
+      },
+    },
+    { describe, it },
+  );
+}
+
+describe('real kube-apiservers', () => {
+  it('kubectl get lease shows our holder', async () => {
+    const lock = new KubernetesLock({ client: client(), kind: 'Lease', name: 'kubectl-visible', ttlMs: 10_000 });
+    try {
+      const term = await lock.acquire('node-kubectl');
+      assert.ok(term);
+      const lease = JSON.parse(cluster.kubectl(['get', 'lease', 'kubectl-visible', '-o', 'json'])) as { spec: { holderIdentity: string; leaseDurationSeconds: number } };
+      assert.equal(lease.spec.holderIdentity, 'node-kubectl');
+      assert.equal(lease.spec.leaseDurationSeconds, 10);
+      const table = cluster.kubectl(['get', 'lease', 'kubectl-visible']);
+      assert.match(table, /kubectl-visible\s+node-kubectl/);
+      assert.equal(await lock.release(term), true);
+    } finally {
+      await lock.close();
+      await closeClients();
+    }
+  });
+
+  for (const version of clientGoPeerVersions()) {
+    it(`client-go ${version} leaderelection peer takes, holds and releases a Lease`, async () => {
+      const name = `clientgo-${version.replace(/\./g, '-')}`;
+      const peer = clientGoPeer(version, ['-server', cluster.serviceUrl, '-ca-file', cluster.caFile, '-token-file', cluster.tokenFile, '-name', name, '-identity', 'go-peer', '-lease-duration', '4s', '-renew-deadline', '3s', '-retry-period', '500ms']);
+      const ours = new KubernetesLock({ client: client(), kind: 'Lease', name, ttlMs: 4000 });
+      try {
+        const v = await peer.waitFor((e) => e.event === 'version', 10_000, 'version line');
+        console.log(`peer: client-go ${String(v.clientGo)} (${String(v.go)})`);
+        assert.equal(v.clientGo, version);
+        await peer.waitFor((e) => e.event === 'started-leading', 20_000, 'started-leading');
+        assert.equal((await ours.get()).leader?.holder, 'go-peer');
+        // Held: renewed past its lease duration, and we cannot take it.
+        await sleep(5000);
+        assert.equal(await ours.acquire('node-a'), undefined);
+        const state = await ours.get();
+        assert.equal(state.leader?.holder, 'go-peer');
+        assert.equal(state.leader?.live, true);
+        assert.equal(await peer.stop(), 0);
+        assert.ok(peer.events.some((e) => e.event === 'stopped-leading'));
+        // Released (ReleaseOnCancel): we take it without waiting out the lease.
+        const term = await ours.acquire('node-a');
+        assert.ok(term, `acquire after the client-go release; lease now ${cluster.kubectl(['get', 'lease', name, '-o', 'json'])}`);
+        await ours.release(term);
+      } finally {
+        peer.kill();
+        await ours.close();
+        await closeClients();
+      }
+    });
+  }
+
+  it('Patroni 4 (Kubernetes DCS, ConfigMaps) takes, holds and releases its leader', async () => {
+    const kubeconfig = join(cluster.dir, 'patroni-kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'real',
+        clusters: [{ name: 'real', cluster: { server: cluster.serviceUrl, 'certificate-authority': cluster.caFile } }],
+        users: [{ name: 'leaderlock', user: { token: cluster.token } }],
+        contexts: [{ name: 'real', context: { cluster: 'real', user: 'leaderlock', namespace: 'default' } }],
+      }),
+    );
+    const scope = 'patroni-real';
+    const peer = patroniPeer(
+      { scope, name: 'patroni-a', ttl: 30, loop_wait: 1, retry_timeout: 10, kubernetes: { namespace: 'default', context: 'real', labels: { application: 'patroni' }, bypass_api_service: false } },
+      4,
+      { ...process.env, KUBECONFIG: kubeconfig },
+    );
+    const ours = new KubernetesLock({ client: client(), kind: 'ConfigMap', scope, ttlMs: 30_000 });
+    try {
+      const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
+      console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
+      assert.match(String(v.patroni), /^4\./);
+      const acq = await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire');
+      assert.equal(acq.ok, true, 'Patroni takes the free leader ConfigMap');
+      const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
+      assert.equal(renew.ok, true);
+      assert.equal(renew.leader, 'patroni-a');
+      assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader');
+      const rel = await peer.waitFor((e) => e.event === 'release', 20_000, 'release');
+      assert.equal(rel.ok, true);
+      assert.equal(await peer.stop(), 0);
+      assert.equal((await ours.get()).leader, undefined, 'released: no leader');
+    } finally {
+      peer.kill();
+      await ours.close();
+      await closeClients();
+    }
+  });
+
+  // Last: it kills API servers. Renews go on through the resolver's rotation; the worst renew is reported.
+  it('endpointsResolver: renews keep going through kill -9 and SIGSTOP of the sticky API server', async () => {
+    const resolver = endpointsResolver({ refreshMs: 1000 });
+    const c = client(resolver, 3000);
+    const lock = new KubernetesLock({ client: c, kind: 'Lease', name: 'resolver-failover', ttlMs: 6000, requestTimeoutMs: 3000 });
+    const latencies: { phase: string; ms: number }[] = [];
+    try {
+      const term = await lock.acquire('node-a');
+      assert.ok(term);
+      assert.equal(resolver.stats.addresses.length, 3, `default/kubernetes lists the three API servers: ${resolver.stats.addresses.join(', ')}`);
+      const renewFor = async (phase: string, ms: number): Promise<void> => {
+        const end = Date.now() + ms;
+        while (Date.now() < end) {
+          const t0 = performance.now();
+          assert.equal(await lock.renew(term), term, `renew during ${phase}`);
+          latencies.push({ phase, ms: performance.now() - t0 });
+          await sleep(300);
+        }
+      };
+      const sticky = (): (typeof cluster.apiServers)[number] => {
+        const host = new URL(c.stats.endpoint!).hostname;
+        const s = cluster.apiServers.find((a) => a.ip === host);
+        assert.ok(s, `the sticky endpoint ${c.stats.endpoint} is one of the API servers`);
+        return s;
+      };
+      await renewFor('steady', 2000);
+      const killed = sticky();
+      await killed.signal('SIGKILL');
+      await renewFor(`after kill -9 of ${killed.ip}`, 6000);
+      const stopped = sticky();
+      assert.notEqual(stopped.ip, killed.ip, 'rotated away from the killed server');
+      stopped.proc.child.kill('SIGSTOP');
+      try {
+        await renewFor(`while ${stopped.ip} is SIGSTOPped`, 6000);
+        assert.notEqual(sticky().ip, stopped.ip, 'rotated away from the stopped server');
+      } finally {
+        stopped.proc.child.kill('SIGCONT');
+      }
+      assert.ok(term.isValid());
+      const worst = latencies.reduce((a, b) => (b.ms > a.ms ? b : a));
+      const byPhase = [...new Set(latencies.map((l) => l.phase))].map((p) => `${p}: worst ${Math.max(...latencies.filter((l) => l.phase === p).map((l) => l.ms)).toFixed(0)} ms over ${latencies.filter((l) => l.phase === p).length} renews`);
+      console.log(`endpointsResolver on 3 real API servers: worst renew ${worst.ms.toFixed(0)} ms (${worst.phase}); ${byPhase.join('; ')}; rotations ${resolver.stats.rotations}`);
+      assert.ok(worst.ms < 6000, 'every renew finished within the ttl');
+      await lock.release(term);
+    } finally {
+      await lock.close();
+      await closeClients();
+    }
+  });
+});
