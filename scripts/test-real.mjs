@@ -13,11 +13,11 @@ const root = resolve(import.meta.dirname, '..');
 const cache = process.env.LEADERLOCK_REAL_CACHE ?? join(root, '.cache/real');
 const started = Date.now();
 const build = spawnSync('bash', [join(root, 'scripts/real/build.sh')], { stdio: 'inherit', cwd: root, env: { ...process.env, LEADERLOCK_REAL_CACHE: cache } });
-if (build.status !== 0) {
-  console.error('test:real: the real servers could not be built (see above); the tier fails rather than skip them.');
-  process.exit(1);
-}
-console.log(`test:real: servers ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+// A server that could not be built is not skipped: its tests still run and fail with the build's
+// message (test/real/harness/bins.ts), the others run as usual, and the tier exits non-zero.
+const buildFailed = build.status !== 0;
+if (buildFailed) console.error('test:real: some real servers could not be built (see above); their tests will fail and so will the tier.');
+else console.log(`test:real: servers ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 function walk(dir) {
   let out = [];
@@ -40,4 +40,5 @@ if (files.length === 0) {
 const env = { ...process.env, LEADERLOCK_REAL_CACHE: cache, LEADERLOCK_ETCD_BIN: join(cache, 'bin/etcd'), LEADERLOCK_ETCDCTL_BIN: join(cache, 'bin/etcdctl'), CHECKPOINT_DISABLE: '1' };
 const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', ...files], { stdio: 'inherit', cwd: root, env });
 console.log(`test:real: took ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
-process.exit(r.status ?? 1);
+if (buildFailed) console.error('test:real: FAILED: the build script failed (see its message above)');
+process.exit(buildFailed ? 1 : (r.status ?? 1));

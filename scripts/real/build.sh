@@ -131,7 +131,13 @@ build_consul() {
   [[ "$released" == 2023 ]] || { fail consul "$CONSUL_VERSION was not released in 2023 ($released)"; return; }
   rm -rf "$dir"; mkdir -p "$dir"
   printf 'module leaderlock.local/consul-wrapper\n\ngo 1.26.0\n' >"$dir/go.mod"
-  (cd "$dir" && run $log go get "github.com/hashicorp/consul@$CONSUL_VERSION") || { fail consul "go get github.com/hashicorp/consul@$CONSUL_VERSION (see $LOGS/$log.log)"; return; }
+  if ! (cd "$dir" && run $log go get "github.com/hashicorp/consul@$CONSUL_VERSION"); then
+    # Modules the Go module proxy here refuses (its checksum lookup answers 404), by name.
+    local refused
+    refused=$(grep -o 'verifying module: [^ ]*@[^:]*' "$LOGS/$log.log" | sed 's/verifying module: //' | sort -u | tr '\n' ' ')
+    fail consul "cd $dir && go get github.com/hashicorp/consul@$CONSUL_VERSION failed${refused:+: the module proxy refuses $refused}(see $LOGS/$log.log)"
+    return
+  fi
   consul_licenses_ok "$dir" || { fail consul "a github.com/hashicorp/consul module in the build is not MPL-2.0; refusing to build"; return; }
   (cd "$dir" && run $log go build -ldflags "-s -w -X github.com/hashicorp/consul/version.GitCommit=$CONSUL_VERSION -X github.com/hashicorp/consul/version.Version=${CONSUL_VERSION#v} -X github.com/hashicorp/consul/version.VersionPrerelease=" -o "$BIN/consul" github.com/hashicorp/consul) \
     || { fail consul "go build github.com/hashicorp/consul@$CONSUL_VERSION (see $LOGS/$log.log)"; return; }
