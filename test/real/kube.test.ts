@@ -16,6 +16,8 @@ import { lockConformance } from '../../src/testing/conformance.js';
 import { realBin } from './harness/bins.js';
 import { startKubeCluster, type KubeCluster } from './harness/kube.js';
 import { sh } from './harness/procs.js';
+import { raw, type RawResponse, type RawTarget } from './harness/raw.js';
+import { FakeKubeApiServer } from '../../src/testing/fake-kube/index.js';
 import { clientGoPeer, clientGoPeerVersions, patroniPeer } from './harness/peers.js';
 
 const TTL = 2000;
@@ -70,6 +72,108 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
     { describe, it },
   );
 }
+
+
+/**
+ * Fakes proven against the real server: the same scripted requests to FakeKubeApiServer and to a
+ * real kube-apiserver, comparing status codes, Status reasons and the fields our code and Patroni
+ * read. Each step prints both answers when they differ.
+ */
+describe('differential: FakeKubeApiServer vs a real kube-apiserver', () => {
+  let fake: FakeKubeApiServer;
+  before(async () => {
+    fake = await FakeKubeApiServer.start({ nodes: 1 });
+  });
+  after(async () => {
+    await fake?.close();
+  });
+  const targets = (): { fake: RawTarget; real: RawTarget } => ({
+    fake: fake.clientOptions(),
+    real: { server: cluster.apiServers[0]!.url, servername: 'kubernetes.default.svc', ca: cluster.ca, token: cluster.token },
+  });
+  const leases = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
+  const lease = (name: string, holder: string, extra: Record<string, unknown> = {}): string =>
+    JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, ...extra }, spec: { holderIdentity: holder, leaseDurationSeconds: 15 } });
+  /** Runs `step` on both servers; asserts the same status and Status reason; returns both answers. */
+  async function same(what: string, step: (t: RawTarget) => Promise<RawResponse>): Promise<{ fake: RawResponse; real: RawResponse }> {
+    const t = targets();
+    const [f, r] = [await step(t.fake), await step(t.real)];
+    const show = `${what}\n  fake: ${f.status} ${f.text.slice(0, 300)}\n  real: ${r.status} ${r.text.slice(0, 300)}`;
+    assert.equal(f.status, r.status, `status differs: ${show}`);
+    assert.equal(f.json?.reason, r.json?.reason, `Status reason differs: ${show}`);
+    return { fake: f, real: r };
+  }
+
+  it('create, 409 AlreadyExists, 404 NotFound, CAS 409 Conflict, bad body 400, bad token 401', async () => {
+    const n = `diff-${Date.now()}`;
+    const created = await same('create', (t) => raw(t, 'POST', leases, { body: lease(n, 'a') }));
+    assert.equal(created.real.status, 201);
+    for (const side of [created.fake, created.real]) {
+      const spec = side.json?.spec as { holderIdentity?: string; leaseDurationSeconds?: number };
+      assert.equal(spec.holderIdentity, 'a');
+      assert.equal(spec.leaseDurationSeconds, 15);
+      assert.equal(typeof (side.json?.metadata as { resourceVersion?: unknown }).resourceVersion, 'string');
+    }
+    const again = await same('create again', (t) => raw(t, 'POST', leases, { body: lease(n, 'b') }));
+    assert.equal(again.real.status, 409);
+    assert.equal(again.real.json?.reason, 'AlreadyExists');
+    const missing = await same('get missing', (t) => raw(t, 'GET', `${leases}/${n}-missing`));
+    assert.equal(missing.real.status, 404);
+    assert.deepEqual((missing.fake.json?.details as { kind?: string }).kind, (missing.real.json?.details as { kind?: string }).kind);
+    const stale = await same('PUT with a stale resourceVersion', (t) => raw(t, 'PUT', `${leases}/${n}`, { body: lease(n, 'c', { resourceVersion: '1' }) }));
+    assert.equal(stale.real.json?.reason, 'Conflict');
+    const badJson = await same('POST a body that is not JSON', (t) => raw(t, 'POST', leases, { body: '{"metadata": ' }));
+    assert.equal(badJson.real.status, 400);
+    const badName = await same('PUT whose name differs from the URL', (t) => raw(t, 'PUT', `${leases}/${n}`, { body: lease(`${n}-other`, 'c') }));
+    assert.equal(badName.real.status, 400);
+    const unauth = await same('bad token', (t) => raw(t, 'GET', leases, { token: 'not-a-token' }));
+    assert.equal(unauth.real.status, 401);
+  });
+
+  it('a stale PUT after the object was deleted and re-created: 409 on both', async () => {
+    const n = `diff-uid-${Date.now()}`;
+    const t = targets();
+    const answers: RawResponse[] = [];
+    for (const target of [t.fake, t.real]) {
+      const first = await raw(target, 'POST', leases, { body: lease(n, 'a') });
+      assert.equal(first.status, 201);
+      const old = first.json!.metadata as { uid: string; resourceVersion: string };
+      assert.equal((await raw(target, 'DELETE', `${leases}/${n}`)).status, 200);
+      assert.equal((await raw(target, 'POST', leases, { body: lease(n, 'b') })).status, 201);
+      answers.push(await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'a', { uid: old.uid, resourceVersion: old.resourceVersion }) }));
+    }
+    const [f, r] = answers as [RawResponse, RawResponse];
+    console.log(`stale PUT after re-create: fake ${f.status} ${String(f.json?.message)} | real ${r.status} ${String(r.json?.message)}`);
+    assert.equal(r.status, 409);
+    assert.equal(f.status, r.status);
+    assert.equal(f.json?.reason, r.json?.reason);
+  });
+
+  it('watch=True (the literal Patroni sends) opens a watch stream on both', async () => {
+    const n = `diff-watch-${Date.now()}`;
+    const t = targets();
+    for (const [side, target] of [['fake', t.fake], ['real', t.real]] as const) {
+      const created = await raw(target, 'POST', leases, { body: lease(n, 'a') });
+      const rv = (created.json!.metadata as { resourceVersion: string }).resourceVersion;
+      const updated = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'b', { resourceVersion: rv }) });
+      assert.equal(updated.status, 200, `${side}: update ${updated.text}`);
+      const w = await raw(target, 'GET', `${leases}?watch=True&resourceVersion=${rv}&fieldSelector=metadata.name%3D${n}`, { firstLineOnly: true });
+      assert.equal(w.status, 200, `${side}: ${w.text}`);
+      assert.equal(w.json?.type, 'MODIFIED', `${side}: watch=True must stream events, got ${w.text.slice(0, 200)}`);
+      assert.equal(((w.json?.object as { spec: { holderIdentity: string } }).spec.holderIdentity), 'b');
+    }
+  });
+
+  it('services: Patroni’s headless <scope>-config Service can be created and read', async () => {
+    const n = `diff-svc-${Date.now()}`;
+    const body = JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: `${n}-config`, labels: { application: 'patroni' } }, spec: { clusterIP: 'None' } });
+    const created = await same('POST a headless Service', (t) => raw(t, 'POST', '/api/v1/namespaces/default/services', { body }));
+    assert.equal(created.real.status, 201);
+    const got = await same('GET it', (t) => raw(t, 'GET', `/api/v1/namespaces/default/services/${n}-config`));
+    assert.equal(got.real.status, 200);
+    for (const side of [got.fake, got.real]) assert.equal((side.json?.spec as { clusterIP: string }).clusterIP, 'None');
+  });
+});
 
 describe('real kube-apiservers', () => {
   it('kubectl get lease shows our holder', async () => {
