@@ -130,7 +130,7 @@ describe('differential: FakeKubeApiServer vs a real kube-apiserver', () => {
     assert.equal(unauth.real.status, 401);
   });
 
-  it('a stale PUT after the object was deleted and re-created: 409 on both', async () => {
+  it('a stale PUT after the object was deleted and re-created: 409 on the UID precondition on both', async () => {
     const n = `diff-uid-${Date.now()}`;
     const t = targets();
     const answers: RawResponse[] = [];
@@ -147,6 +147,7 @@ describe('differential: FakeKubeApiServer vs a real kube-apiserver', () => {
     assert.equal(r.status, 409);
     assert.equal(f.status, r.status);
     assert.equal(f.json?.reason, r.json?.reason);
+    for (const side of [f, r]) assert.match(String(side.json?.message), /Precondition failed: UID in precondition: [-0-9a-f]+, UID in object meta: [-0-9a-f]+/);
   });
 
   it('watch=True (the literal Patroni sends) opens a watch stream on both', async () => {
@@ -181,10 +182,10 @@ describe('real kube-apiservers', () => {
     try {
       const term = await lock.acquire('node-kubectl');
       assert.ok(term);
-      const lease = JSON.parse(cluster.kubectl(['get', 'lease', 'kubectl-visible', '-o', 'json'])) as { spec: { holderIdentity: string; leaseDurationSeconds: number } };
+      const lease = JSON.parse(await cluster.kubectl(['get', 'lease', 'kubectl-visible', '-o', 'json'])) as { spec: { holderIdentity: string; leaseDurationSeconds: number } };
       assert.equal(lease.spec.holderIdentity, 'node-kubectl');
       assert.equal(lease.spec.leaseDurationSeconds, 10);
-      const table = cluster.kubectl(['get', 'lease', 'kubectl-visible']);
+      const table = await cluster.kubectl(['get', 'lease', 'kubectl-visible']);
       assert.match(table, /kubectl-visible\s+node-kubectl/);
       assert.equal(await lock.release(term), true);
     } finally {
@@ -214,7 +215,7 @@ describe('real kube-apiservers', () => {
         assert.ok(peer.events.some((e) => e.event === 'stopped-leading'));
         // Released (ReleaseOnCancel): we take it without waiting out the lease.
         const term = await ours.acquire('node-a');
-        assert.ok(term, `acquire after the client-go release; lease now ${cluster.kubectl(['get', 'lease', name, '-o', 'json'])}`);
+        if (!term) assert.fail(`no acquire after the client-go release; lease now ${await cluster.kubectl(['get', 'lease', name, '-o', 'json'])}`);
         await ours.release(term);
       } finally {
         peer.kill();

@@ -12,6 +12,7 @@
  * ClusterIP range is never dialled (every client is given the service address or these hosts),
  * and the namespace, its processes and the temp dir are removed in `stop()` and at exit.
  */
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,10 @@ import { generateServerCertificates } from '../../../src/testing/certs.js';
 import { ServiceProxy } from '../../../src/testing/fake-kube/service-proxy.js';
 import { realBin, realVersion } from './bins.js';
 import { atExit, sh, startProc, waitFor, type Proc } from './procs.js';
+import { raw } from './raw.js';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 export const SERVERNAME = 'kubernetes.default.svc';
 const PORT = 6443;
@@ -52,8 +57,8 @@ export interface KubeCluster {
   clientOptions(namespace?: string): { server: string; servername: string; ca: string; token: string; namespace: string };
   /** A kubeconfig file for kubectl (test user, service address). */
   readonly kubeconfig: string;
-  /** Runs kubectl with the test user's kubeconfig. */
-  kubectl(args: string[]): string;
+  /** Runs kubectl with the test user's kubeconfig (async: the service proxy lives in this process). */
+  kubectl(args: string[]): Promise<string>;
   admin(): KubeClient;
   stop(): Promise<void>;
 }
@@ -186,15 +191,11 @@ export async function startKubeCluster(): Promise<KubeCluster> {
 
     const adminClient = (server = serviceUrl): KubeClient => new KubeClient({ server, servername: SERVERNAME, ca: certs.ca, token: adminToken, namespace: 'default', requestTimeoutMs: 5000 });
     for (const s of apiServers) {
-      const c = adminClient(s.url);
-      try {
-        await waitFor(`${s.proc.name} /readyz`, 180_000, async () => {
-          if (!s.proc.running()) throw new Error('exited');
-          return (await c.request({ method: 'GET', path: '/readyz', accept: [500, 503] })).status === 200;
-        }, () => `${s.proc.name} log tail:\n${s.proc.tail()}\netcd log tail:\n${etcd.tail(10)}`, 500);
-      } finally {
-        await c.close();
-      }
+      const target = { server: s.url, servername: SERVERNAME, ca: certs.ca, token: adminToken };
+      await waitFor(`${s.proc.name} /readyz`, 180_000, async () => {
+        if (!s.proc.running()) return true; // reported below
+        return (await raw(target, 'GET', '/readyz', { timeoutMs: 2000 })).status === 200;
+      }, () => `${s.proc.name} log tail:\n${s.proc.tail()}\netcd log tail:\n${etcd.tail(10)}`, 500);
       if (!s.proc.running()) throw new Error(`${s.proc.name} exited:\n${s.proc.tail()}`);
     }
 
@@ -261,7 +262,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       dir,
       kubeconfig,
       clientOptions: (namespace = 'default') => ({ server: serviceUrl, servername: SERVERNAME, ca: certs.ca, token, namespace }),
-      kubectl: (args) => sh(kubectlBin, ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args]),
+      kubectl: async (args) => (await execFileAsync(kubectlBin, ['--kubeconfig', kubeconfig, '--request-timeout=10s', ...args], { timeout: 30_000 })).stdout,
       admin: () => adminClient(),
       stop,
     };
