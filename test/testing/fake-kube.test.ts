@@ -120,6 +120,17 @@ describe('FakeKubeApiServer', () => {
     assert.equal(w.json?.type, 'MODIFIED', `a watch stream, not a list: ${w.text.slice(0, 120)}`);
   });
 
+  it('checks a PUT’s metadata.uid first: a stale writer after delete and re-create gets 409 on the UID precondition', async () => {
+    const first = await call(fake, 'POST', CM, { metadata: { name: 'uid-pre' }, data: { a: '1' } });
+    const old = first.body.metadata as { uid: string; resourceVersion: string };
+    assert.equal((await call(fake, 'DELETE', `${CM}/uid-pre`)).status, 200);
+    assert.equal((await call(fake, 'POST', CM, { metadata: { name: 'uid-pre' }, data: { a: '2' } })).status, 201);
+    const stale = await call(fake, 'PUT', `${CM}/uid-pre`, { metadata: { name: 'uid-pre', uid: old.uid, resourceVersion: old.resourceVersion }, data: { a: '3' } });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.reason, 'Conflict');
+    assert.match(String(stale.body.message), new RegExp(`Precondition failed: UID in precondition: ${old.uid}, UID in object meta: `));
+  });
+
   it('serves Services (Patroni’s headless <scope>-config in Endpoints mode)', async () => {
     const svc = await call(fake, 'POST', '/api/v1/namespaces/default/services', { metadata: { name: 'demo-config' }, spec: { clusterIP: 'None' } });
     assert.equal(svc.status, 201);
