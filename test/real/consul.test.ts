@@ -7,12 +7,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ConsulLock } from '../../src/backends/consul/index.js';
 import { lockConformance } from '../../src/testing/conformance.js';
+import { realBin } from './harness/bins.js';
 import { startConsul, type ConsulAgent } from './harness/consul.js';
 import { patroniPeer } from './harness/peers.js';
 
 const TTL_MS = 10_000;
 let agent: ConsulAgent;
 let n = 0;
+
+// A server the build could not make fails here with the build script's message (never a silent skip).
+it('the servers this file needs were built (scripts/real/build.sh)', () => {
+  realBin('consul');
+});
 
 before(async () => {
   agent = await startConsul();

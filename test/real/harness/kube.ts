@@ -45,6 +45,8 @@ export interface KubeCluster {
   /** The unprivileged test user's token (RBAC-bound below) and its file. */
   readonly token: string;
   readonly tokenFile: string;
+  /** A user RBAC lets touch leases only (no endpoints, no endpointslices in default). */
+  readonly leasesOnlyToken: string;
   /** system:masters, for setup only. */
   readonly adminToken: string;
   readonly caFile: string;
@@ -130,7 +132,12 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     const rand = (): string => Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
     const adminToken = `admin-${rand()}`;
     const token = `ll-${rand()}`;
-    writeFileSync(join(dir, 'tokens.csv'), `${adminToken},leaderlock-admin,uid-admin,"system:masters"\n${token},leaderlock,uid-leaderlock,"leaderlock-tests"\n`, { mode: 0o600 });
+    const leasesOnlyToken = `lo-${rand()}`;
+    writeFileSync(
+      join(dir, 'tokens.csv'),
+      `${adminToken},leaderlock-admin,uid-admin,"system:masters"\n${token},leaderlock,uid-leaderlock,"leaderlock-tests"\n${leasesOnlyToken},leases-only,uid-leases-only,"leaderlock-leases-only"\n`,
+      { mode: 0o600 },
+    );
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, token, { mode: 0o600 });
 
@@ -227,6 +234,22 @@ export async function startKubeCluster(): Promise<KubeCluster> {
           subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'leaderlock-tests' }],
         },
       });
+      await admin.request({
+        method: 'POST',
+        path: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+        body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'leaderlock-leases-only' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] }] },
+      });
+      await admin.request({
+        method: 'POST',
+        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+        body: {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRoleBinding',
+          metadata: { name: 'leaderlock-leases-only' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'leaderlock-leases-only' },
+          subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'leaderlock-leases-only' }],
+        },
+      });
       // The lease reconciler lists every live API server in default/kubernetes.
       await waitFor('default/kubernetes to list all three API servers', 60_000, async () => {
         const res = await admin.request<{ subsets?: { addresses?: { ip: string }[] }[] }>({ method: 'GET', path: '/api/v1/namespaces/default/endpoints/kubernetes', accept: [404] });
@@ -256,6 +279,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       token,
       tokenFile,
       adminToken,
+      leasesOnlyToken,
       serviceUrl,
       apiServers,
       proxy: serviceProxy,
