@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // `npm run test:real`: the second tier, on real servers (issue 14). It first runs
 // scripts/real/build.sh (the first run builds kube-apiserver, kubectl, etcd 3.6, Consul, Patroni 4
-// and the client-go peer into .cache/real; later runs reuse them) and fails with the build's message
-// when a server cannot be built; then every test/real/**/*.test.ts through node:test + tsx, one
-// file at a time (three API servers, etcd and Consul are heavy on a 2-core machine).
+// and the client-go peer into .cache/real; later runs reuse them; a server it cannot build makes its
+// tests fail with the build's message and the tier exit non-zero); then every test/real/**/*.test.ts
+// through node:test + tsx, one
+// file at a time (three API servers, etcd and Consul are heavy on a 2-core machine), and the etcd
+// backend's suite again on etcd 3.6.
 // Extra arguments are file filters, as for `npm test`.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -29,7 +31,9 @@ function walk(dir) {
   return out;
 }
 const filters = process.argv.slice(2);
-const files = walk(join(root, 'test/real'))
+// The etcd backend's own suite (test/backends/etcd) runs here again on the built etcd 3.6; `npm test`
+// runs it on the Debian etcd (3.4).
+const files = [...walk(join(root, 'test/real')), ...walk(join(root, 'test/backends/etcd'))]
   .map((f) => f.slice(root.length + 1))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
