@@ -231,46 +231,51 @@ describe('real kube-apiservers', () => {
     });
   }
 
-  it('Patroni 4 (Kubernetes DCS, ConfigMaps) takes, holds and releases its leader', async () => {
-    const kubeconfig = join(cluster.dir, 'patroni-kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        'current-context': 'real',
-        clusters: [{ name: 'real', cluster: { server: cluster.serviceUrl, 'certificate-authority': cluster.caFile } }],
-        users: [{ name: 'leaderlock', user: { token: cluster.token } }],
-        contexts: [{ name: 'real', context: { cluster: 'real', user: 'leaderlock', namespace: 'default' } }],
-      }),
-    );
-    const scope = 'patroni-real';
-    const peer = patroniPeer(
-      { scope, name: 'patroni-a', ttl: 30, loop_wait: 1, retry_timeout: 10, kubernetes: { namespace: 'default', context: 'real', labels: { application: 'patroni' }, bypass_api_service: false } },
-      4,
-      { ...process.env, KUBECONFIG: kubeconfig },
-    );
-    const ours = new KubernetesLock({ client: client(), kind: 'ConfigMap', scope, ttlMs: 30_000 });
-    try {
-      const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
-      console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
-      assert.match(String(v.patroni), /^4\./);
-      const acq = await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire');
-      assert.equal(acq.ok, true, 'Patroni takes the free leader ConfigMap');
-      const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
-      assert.equal(renew.ok, true);
-      assert.equal(renew.leader, 'patroni-a');
-      assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader');
-      const rel = await peer.waitFor((e) => e.event === 'release', 20_000, 'release');
-      assert.equal(rel.ok, true);
-      assert.equal(await peer.stop(), 0);
-      assert.equal((await ours.get()).leader, undefined, 'released: no leader');
-    } finally {
-      peer.kill();
-      await ours.close();
-      await closeClients();
-    }
-  });
+  for (const mode of ['ConfigMap', 'Endpoints'] as const) {
+    it(`Patroni 4 (Kubernetes DCS, ${mode} mode) takes, holds and releases its leader`, async () => {
+      const kubeconfig = join(cluster.dir, 'patroni-kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          'current-context': 'real',
+          clusters: [{ name: 'real', cluster: { server: cluster.serviceUrl, 'certificate-authority': cluster.caFile } }],
+          users: [{ name: 'leaderlock', user: { token: cluster.token } }],
+          contexts: [{ name: 'real', context: { cluster: 'real', user: 'leaderlock', namespace: 'default' } }],
+        }),
+      );
+      const scope = `patroni-real-${mode.toLowerCase()}`;
+      // Endpoints mode writes pod_ip into the leader Endpoints (data only, never dialled; a real server refuses loopback there).
+      const podIp = cluster.apiServers[0]!.ip.replace(/\.\d+$/, '.9');
+      const endpoints = mode === 'Endpoints' ? { use_endpoints: true, pod_ip: podIp } : {};
+      const peer = patroniPeer(
+        { scope, name: 'patroni-a', ttl: 30, loop_wait: 1, retry_timeout: 10, kubernetes: { namespace: 'default', context: 'real', labels: { application: 'patroni' }, bypass_api_service: false, ...endpoints } },
+        4,
+        { ...process.env, KUBECONFIG: kubeconfig },
+      );
+      const ours = new KubernetesLock({ client: client(), kind: mode, scope, ttlMs: 30_000, ...(mode === 'Endpoints' ? { podIp } : {}) });
+      try {
+        const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
+        console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
+        assert.match(String(v.patroni), /^4\./);
+        const acq = await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire');
+        assert.equal(acq.ok, true, `Patroni takes the free leader ${mode}`);
+        const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
+        assert.equal(renew.ok, true);
+        assert.equal(renew.leader, 'patroni-a');
+        assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader');
+        const rel = await peer.waitFor((e) => e.event === 'release', 20_000, 'release');
+        assert.equal(rel.ok, true);
+        assert.equal(await peer.stop(), 0);
+        assert.equal((await ours.get()).leader, undefined, 'released: no leader');
+      } finally {
+        peer.kill();
+        await ours.close();
+        await closeClients();
+      }
+    });
+  }
 
   it('endpointsResolver under RBAC that forbids EndpointSlices and Endpoints: the service address, one warning', async () => {
     const resolver = endpointsResolver({ refreshMs: 200 });
