@@ -28,7 +28,7 @@ CLIENTGO_VERSIONS="v0.33.13 v0.37.2"   # the client-go leaderelection peer, old 
 
 export GOMODCACHE="$CACHE/gomod"
 export GOPATH="$CACHE/gopath"
-export GOFLAGS="-trimpath -mod=mod"
+export GOFLAGS="-trimpath -mod=mod -buildvcs=false"
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 
