@@ -277,6 +277,33 @@ describe('real kube-apiservers', () => {
     });
   }
 
+  it('role labels on a real Pod: primary while leading, replica after release', async () => {
+    const admin = cluster.admin();
+    const pod = 'role-pod-a';
+    const labelOf = async (): Promise<string | undefined> =>
+      (await admin.request<{ metadata: { labels?: Record<string, string> } }>({ method: 'GET', path: `/api/v1/namespaces/default/pods/${pod}` })).body.metadata.labels?.role;
+    const until = async (want: string): Promise<void> => {
+      for (let i = 0; i < 50 && (await labelOf()) !== want; i++) await sleep(100);
+      assert.equal(await labelOf(), want);
+    };
+    // No kubelet runs here: the Pod is only an API object, which is all the label patch needs.
+    await admin.request({ method: 'POST', path: '/api/v1/namespaces/default/pods', body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod, labels: { app: 'demo' } }, spec: { containers: [{ name: 'c', image: 'example.invalid/none' }] } } });
+    const lock = new KubernetesLock({ client: client(), kind: 'Lease', name: 'role-labels', ttlMs: 5000, roleLabels: { pod } });
+    try {
+      const term = await lock.acquire('node-a');
+      assert.ok(term);
+      await until('primary');
+      assert.equal(await lock.release(term), true);
+      await until('replica');
+      const labels = (await admin.request<{ metadata: { labels: Record<string, string> } }>({ method: 'GET', path: `/api/v1/namespaces/default/pods/${pod}` })).body.metadata.labels;
+      assert.equal(labels.app, 'demo', 'other labels untouched');
+    } finally {
+      await lock.close();
+      await admin.close();
+      await closeClients();
+    }
+  });
+
   it('endpointsResolver under RBAC that forbids EndpointSlices and Endpoints: the service address, one warning', async () => {
     const resolver = endpointsResolver({ refreshMs: 200 });
     const c = new KubeClient({ ...cluster.clientOptions(), token: cluster.leasesOnlyToken, resolver, requestTimeoutMs: 5000 });
