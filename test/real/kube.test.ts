@@ -136,6 +136,27 @@ describe('differential: FakeKubeApiServer vs a real kube-apiserver', () => {
     assert.equal(unauth.real.status, 401);
   });
 
+  it('403 Forbidden: same reason, details and message shape when RBAC denies a list and a get', async () => {
+    const lift = fake.deny({ resource: 'configmaps' });
+    try {
+      const t = targets();
+      const real = { ...t.real, token: cluster.leasesOnlyToken };
+      for (const path of ['/api/v1/namespaces/default/configmaps', '/api/v1/namespaces/default/configmaps/some-cm']) {
+        const [f, r] = [await raw(t.fake, 'GET', path), await raw(real, 'GET', path)];
+        const show = `${path}\n  fake: ${f.text}\n  real: ${r.text}`;
+        assert.equal(r.status, 403, show);
+        assert.equal(f.status, r.status, show);
+        assert.equal(f.json?.reason, r.json?.reason, show);
+        assert.deepEqual(f.json?.details, r.json?.details, show);
+        // The user differs; the rest of the sentence must not.
+        const shape = (m: unknown): string => String(m).replace(/User "[^"]*"/, 'User "U"');
+        assert.equal(shape(f.json?.message), shape(r.json?.message), show);
+      }
+    } finally {
+      lift();
+    }
+  });
+
   it('a stale PUT after the object was deleted and re-created: 409 on the UID precondition on both', async () => {
     const n = `diff-uid-${Date.now()}`;
     const t = targets();
