@@ -102,9 +102,9 @@ describe('FakeConsulServer', () => {
     assert.equal(ex.TTL, '10s');
     assert.equal((await consul.session.list()).length, 3);
     assert.equal((await consul.session.node('fake-node')).length, 3);
-    await assert.rejects(consul.session.create({ ttl: '5s' }), (err: Error & { statusCode?: number }) => err.statusCode === 400 && /Invalid Session TTL/.test(err.message));
-    await assert.rejects(consul.session.create({ ttl: '90000s' }), (err: Error & { statusCode?: number }) => err.statusCode === 400);
-    await assert.rejects(consul.session.create({ behavior: 'explode' }), (err: Error & { statusCode?: number }) => err.statusCode === 400);
+    await assert.rejects(consul.session.create({ ttl: '5s' }), (err: Error & { statusCode?: number }) => err.statusCode === 500 && /Invalid Session TTL '5000000000', must be between \[10s=24h0m0s\]/.test(err.message));
+    await assert.rejects(consul.session.create({ ttl: '90000s' }), (err: Error & { statusCode?: number }) => err.statusCode === 500 && /Invalid Session TTL '90000000000000'/.test(err.message));
+    await assert.rejects(consul.session.create({ behavior: 'explode' }), (err: Error & { statusCode?: number }) => err.statusCode === 500 && /Invalid Behavior setting 'explode'/.test(err.message));
     await assert.rejects(consul.session.renew('00000000-0000-0000-0000-000000000000'), (err: Error & { statusCode?: number }) => err.statusCode === 404);
     assert.equal(await consul.session.info('00000000-0000-0000-0000-000000000000'), undefined);
     // Numeric LockDelay: below 1000 means seconds, otherwise nanoseconds (Consul's rule).

@@ -7,6 +7,8 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeKubeApiServer, VirtualClock, jsonPatch, mergePatch, strategicMergePatch } from '../../src/testing/index.js';
+import { queryBool } from '../../src/testing/fake-kube/api.js';
+import { raw } from '../real/harness/raw.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const CM = '/api/v1/namespaces/default/configmaps';
@@ -105,6 +107,34 @@ describe('FakeKubeApiServer', () => {
     assert.equal(label.body.reason, 'Invalid');
     const ok = await call(fake, 'POST', LEASES, { metadata: { name: 'v4' }, spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: '2024-01-01T00:00:00.123456Z', leaseTransitions: 0 } });
     assert.equal(ok.status, 201);
+  });
+
+  it('reads boolean query flags as the API server does: watch=True (Patroni’s literal) opens a watch stream', async () => {
+    assert.deepEqual(['true', 'True', '1', 'yes', ''].map(queryBool), [true, true, true, true, true]);
+    assert.deepEqual([undefined, '0', 'false', 'FALSE'].map(queryBool), [false, false, false, false]);
+    const target = { ...fake.clientOptions(), server: fake.node(0).url.href };
+    const made = await call(fake, 'POST', CM, { metadata: { name: 'watch-true' }, data: { a: '1' } });
+    const rv = (made.body.metadata as { resourceVersion: string }).resourceVersion;
+    await call(fake, 'PUT', `${CM}/watch-true`, { metadata: { name: 'watch-true', resourceVersion: rv }, data: { a: '2' } });
+    const w = await raw(target, 'GET', `${CM}?watch=True&resourceVersion=${rv}&fieldSelector=metadata.name%3Dwatch-true`, { firstLineOnly: true });
+    assert.equal(w.json?.type, 'MODIFIED', `a watch stream, not a list: ${w.text.slice(0, 120)}`);
+  });
+
+  it('checks a PUT’s metadata.uid first: a stale writer after delete and re-create gets 409 on the UID precondition', async () => {
+    const first = await call(fake, 'POST', CM, { metadata: { name: 'uid-pre' }, data: { a: '1' } });
+    const old = first.body.metadata as { uid: string; resourceVersion: string };
+    assert.equal((await call(fake, 'DELETE', `${CM}/uid-pre`)).status, 200);
+    assert.equal((await call(fake, 'POST', CM, { metadata: { name: 'uid-pre' }, data: { a: '2' } })).status, 201);
+    const stale = await call(fake, 'PUT', `${CM}/uid-pre`, { metadata: { name: 'uid-pre', uid: old.uid, resourceVersion: old.resourceVersion }, data: { a: '3' } });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.reason, 'Conflict');
+    assert.match(String(stale.body.message), new RegExp(`Precondition failed: UID in precondition: ${old.uid}, UID in object meta: `));
+  });
+
+  it('serves Services (Patroni’s headless <scope>-config in Endpoints mode)', async () => {
+    const svc = await call(fake, 'POST', '/api/v1/namespaces/default/services', { metadata: { name: 'demo-config' }, spec: { clusterIP: 'None' } });
+    assert.equal(svc.status, 201);
+    assert.equal((await call(fake, 'GET', '/api/v1/namespaces/default/services/demo-config')).status, 200);
   });
 
   it('keeps one resourceVersion counter across resources and nodes; PUT without resourceVersion is unconditional', async () => {

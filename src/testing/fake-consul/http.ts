@@ -25,6 +25,8 @@ const DEFAULT_WAIT_MS = 300_000;
 const MAX_WAIT_MS = 600_000;
 
 export const bad = (text: string): FakeResponse => ({ status: 400, body: text });
+/** An error from a server RPC (not an HTTPError): Consul's HTTP layer answers it with 500 and the text. */
+export const rpcError = (text: string): FakeResponse => ({ status: 500, body: text });
 export const notFound = (text: string): FakeResponse => ({ status: 404, body: text });
 
 /** Go's encoding/json matches field names case-insensitively; so do we. */

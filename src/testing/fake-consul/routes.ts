@@ -1,6 +1,6 @@
 import { agentChecks, agentSelf, agentServices, catalogService, catalogServices, checkUpdate, checkUpdateBody, healthService, serviceDeregister, serviceRegister, statusLeader } from './agent-routes.js';
 import { parseDuration, formatDuration } from './duration.js';
-import { bad, blocking, fields, isResponse, notFound, uintParam, type Handler } from './http.js';
+import { bad, blocking, fields, isResponse, notFound, rpcError, uintParam, type Handler } from './http.js';
 import { InvalidSessionError, type KvEntry, type SessionEntry } from './state.js';
 
 export type { FakeRequest, FakeResponse } from './http.js';
@@ -112,14 +112,18 @@ const sessionCreate: Handler = (state, req) => {
   if (delay === undefined) return bad(`Request decode failed: invalid LockDelay ${JSON.stringify(f.lockdelay)}`);
   if (delay > MAX_LOCK_DELAY_MS) return bad(`Lock delay must be less than ${formatDuration(MAX_LOCK_DELAY_MS)}`);
   const behavior = f.behavior ?? 'release';
-  if (behavior !== 'release' && behavior !== 'delete') return bad(`Invalid Behavior setting '${String(behavior)}'`);
+  // Behavior and TTL are checked by the server's Session.Apply RPC, not the HTTP layer, so real
+  // Consul answers them with a plain 500 (agent/consul/session_endpoint.go in v1.16.3). Patroni
+  // adapts its TTL only on that 500.
+  if (behavior !== 'release' && behavior !== 'delete') return rpcError(`Invalid Behavior setting '${String(behavior)}'`);
   let ttlMs = 0;
   let ttlText = '';
   if (f.ttl !== undefined && f.ttl !== '') {
     const parsed = typeof f.ttl === 'string' ? parseDuration(f.ttl) : undefined;
-    if (parsed === undefined) return bad(`Request decode failed: invalid TTL ${JSON.stringify(f.ttl)}`);
+    if (parsed === undefined) return typeof f.ttl === 'string' ? rpcError(`Session TTL '${f.ttl}' invalid: time: invalid duration ${JSON.stringify(f.ttl)}`) : bad(`Request decode failed: json: cannot unmarshal ${typeof f.ttl} into Go struct field Session.TTL of type string`);
     if (parsed !== 0 && (parsed < SESSION_TTL_MIN_MS || parsed > SESSION_TTL_MAX_MS)) {
-      return bad(`Invalid Session TTL '${f.ttl as string}', must be between [10s=24h0m0s]`);
+      // Consul formats the parsed time.Duration with %d: nanoseconds.
+      return rpcError(`Invalid Session TTL '${BigInt(Math.round(parsed * 1e6)).toString()}', must be between [10s=24h0m0s]`);
     }
     ttlMs = parsed;
     ttlText = parsed === 0 ? '' : (f.ttl as string);

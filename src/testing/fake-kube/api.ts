@@ -84,6 +84,15 @@ function parseRoute(path: string): Route | undefined {
   return { t, ...(namespace !== undefined ? { namespace } : {}), ...(rest[1] !== undefined ? { name: rest[1] } : {}) };
 }
 
+/**
+ * A boolean query parameter as the API server reads it (apimachinery's
+ * Convert_Slice_string_To_bool): absent, "0" or any case of "false" is false; every other value,
+ * Patroni's `watch=True` included, is true.
+ */
+export function queryBool(v: string | undefined): boolean {
+  return v !== undefined && v !== '0' && v.toLowerCase() !== 'false';
+}
+
 function verbOf(method: string, route: Route, watch: boolean): string {
   switch (method) {
     case 'GET':
@@ -150,7 +159,7 @@ export class FakeKubeApi {
 
     const parsed = parseRoute(path);
     const route = parsed && !this.o.disabled().has(parsed.t.resource) ? parsed : undefined;
-    const watch = query.watch === 'true' || query.watch === '1';
+    const watch = queryBool(query.watch);
     const verb = route ? verbOf(rec.method, route, watch) : rec.method.toLowerCase();
     if (route) {
       rec.verb = verb;
@@ -272,7 +281,7 @@ export class FakeKubeApi {
     }
     const off = store.onChange(deliver);
     const timers: Timer[] = [];
-    if (query.allowWatchBookmarks === 'true') {
+    if (queryBool(query.allowWatchBookmarks)) {
       const tick = (): void => {
         write('BOOKMARK', { kind: route.t.kind, apiVersion: route.t.group ? `${route.t.group}/${route.t.version}` : route.t.version, metadata: { resourceVersion: String(store.resourceVersion) } });
         timers[0] = clock.setTimer(tick, this.o.bookmarkIntervalMs, { unref: true });

@@ -16,6 +16,9 @@ export const RESOURCES: readonly ResourceType[] = [
   { group: '', version: 'v1', resource: 'endpoints', kind: 'Endpoints', shortNames: ['ep'], fields: [], createOnUpdate: true },
   { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', shortNames: ['cm'], fields: [], createOnUpdate: false },
   { group: '', version: 'v1', resource: 'pods', kind: 'Pod', shortNames: ['po'], fields: ['spec.nodeName', 'status.phase', 'status.podIP'], createOnUpdate: false },
+  // Patroni in Endpoints mode creates a headless `<scope>-config` Service; the fake stores Services as
+  // plain objects (no ClusterIP allocation, no ports validation).
+  { group: '', version: 'v1', resource: 'services', kind: 'Service', shortNames: ['svc'], fields: [], createOnUpdate: false },
   { group: 'coordination.k8s.io', version: 'v1', resource: 'leases', kind: 'Lease', shortNames: [], fields: [], createOnUpdate: false },
   { group: 'discovery.k8s.io', version: 'v1', resource: 'endpointslices', kind: 'EndpointSlice', shortNames: [], fields: [], createOnUpdate: false },
 ];

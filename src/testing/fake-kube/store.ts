@@ -130,6 +130,11 @@ export class FakeKubeStore {
       if (t.createOnUpdate && !m.resourceVersion) return this.create(t, ns, { ...(input as object), metadata: { ...m, name } });
       return { status: 404, body: notFound(t, name) };
     }
+    // A uid in the body is a precondition the real server checks first (a stale PUT after a delete and
+    // re-create names the old object's uid): 409 with its own message.
+    if (m.uid !== undefined && m.uid !== '' && m.uid !== current.metadata.uid) {
+      return { status: 409, body: conflict(t, name, `StorageError: invalid object, Code: 4, Key: /registry/${t.resource}/${ns}/${name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: ${String(m.uid)}, UID in object meta: ${String(current.metadata.uid)}`) };
+    }
     if (m.resourceVersion !== undefined && m.resourceVersion !== '' && m.resourceVersion !== current.metadata.resourceVersion) {
       return { status: 409, body: conflict(t, name) };
     }
