@@ -30,6 +30,19 @@ export function realBin(name: string): string {
   return p;
 }
 
+/**
+ * Why the build script could not make `name` on this machine at all (its registries do not serve
+ * what it needs), or undefined. Tests of such a server are skipped with this reason in their name
+ * and summary; a server that merely failed to build is never skipped (realBin throws).
+ */
+export function realUnavailable(name: string): string | undefined {
+  try {
+    return `real ${name} unavailable here: ${readFileSync(join(CACHE, `UNAVAILABLE-${name}`), 'utf8').trim()}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The version the build script stamped next to a binary. */
 export function realVersion(name: string): string {
   try {
