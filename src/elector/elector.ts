@@ -163,7 +163,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   get term(): Term | undefined {
     return this.#term;
   }
-  /** A term whose release failed and will be retried by the next `stop()`. */
+  /**
+   * A term of ours not given back yet: waiting for its work (at most until its validUntil), being
+   * released, or whose release failed and will be retried by the next `stop()`.
+   */
   get pendingRelease(): Term | undefined {
     return this.#unreleased;
   }
