@@ -80,6 +80,7 @@ export async function supervise(args: RunArgs, deps: SuperviseDeps): Promise<num
   if (args.renewDeadlineMs !== undefined) electorOptions.renewDeadlineMs = args.renewDeadlineMs;
   if (args.retryPeriodMs !== undefined) electorOptions.retryPeriodMs = args.retryPeriodMs;
   if (deps.clock) electorOptions.clock = deps.clock;
+  if (args.metadata !== undefined) electorOptions.metadata = args.metadata;
   const elector = new LeaderElector(deps.lock, electorOptions);
   const o = elector.options;
   const clock = o.clock;
