@@ -86,25 +86,6 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
     });
   }
 
-  it('issue 12: etcds:// to an IP prints no DEP0123 warning (the certificate is still checked against the IP)', async (t) => {
-    const certs = await generateServerCertificates({ caName: 'test-ca', serverName: 'etcd', dnsNames: [], ips: ['127.0.0.1'], missingMessage: 'selfsigned missing' });
-    const dir = mkdtempSync(join(tmpdir(), 'leaderlock-tls-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'ca.pem'), certs.ca);
-    let handshakes = 0;
-    const server = createTlsServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['h2'] }, (socket) => {
-      handshakes++;
-      socket.destroy(); // not etcd: the client sees an unavailable member
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    t.after(() => server.close());
-    const port = (server.address() as { port: number }).port;
-    const r = await cli(['status', '--backend', `etcds://127.0.0.1:${port}`, '--cacert', join(dir, 'ca.pem'), '--key', 'k', '--request-timeout', '1s']);
-    assert.equal(r.code, 69, r.stderr);
-    assert.ok(handshakes > 0, 'the client completed a TLS handshake (certificate accepted for the IP)');
-    assert.doesNotMatch(r.stderr, /DEP0123|DeprecationWarning/);
-  });
-
   it('issue 12: kubernetes without a kubeconfig names --kubeconfig, $KUBECONFIG and in-cluster', async () => {
     const r = await cli(['status', '--backend', 'kubernetes', '--key', 'x'], { env: { KUBECONFIG: '/nonexistent/leaderlock-kubeconfig', KUBERNETES_SERVICE_HOST: '' } });
     assertOneLineUsage(r, /no kubeconfig found \(looked at \/nonexistent\/leaderlock-kubeconfig\).*--kubeconfig.*\$KUBECONFIG.*in-cluster/);
@@ -132,6 +113,29 @@ describe('leaderlock CLI (in process): error messages that say what to do (issue
       assert.match(lines[0]!, pattern);
     });
   }
+});
+
+// Its own suite: generating the certificates (selfsigned, pure JS) blocks this process's event loop
+// for seconds, which must not overlap the bounded waits of the spawned cases above.
+describe('leaderlock CLI: etcds:// to an IP host', () => {
+  it('issue 12: etcds:// to an IP prints no DEP0123 warning (the certificate is still checked against the IP)', async (t) => {
+    const certs = await generateServerCertificates({ caName: 'test-ca', serverName: 'etcd', dnsNames: [], ips: ['127.0.0.1'], missingMessage: 'selfsigned missing' });
+    const dir = mkdtempSync(join(tmpdir(), 'leaderlock-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'ca.pem'), certs.ca);
+    let handshakes = 0;
+    const server = createTlsServer({ cert: certs.cert, key: certs.key, ALPNProtocols: ['h2'] }, (socket) => {
+      handshakes++;
+      socket.destroy(); // not etcd: the client sees an unavailable member
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const r = await cli(['status', '--backend', `etcds://127.0.0.1:${port}`, '--cacert', join(dir, 'ca.pem'), '--key', 'k', '--request-timeout', '1s']);
+    assert.equal(r.code, 69, r.stderr);
+    assert.ok(handshakes > 0, 'the client completed a TLS handshake (certificate accepted for the IP)');
+    assert.doesNotMatch(r.stderr, /DEP0123|DeprecationWarning/);
+  });
 });
 
 describe('leaderlock status/watch output (issue 12)', () => {
