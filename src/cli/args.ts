@@ -34,6 +34,8 @@ export interface RunArgs extends Connection {
   quiet: boolean;
   /** Serve the health endpoints and /metrics here. */
   listen?: { host: string; port: number };
+  /** Published with every term (the elector's `metadata` option). */
+  metadata?: string;
   command: string;
   commandArgs: string[];
 }
@@ -76,6 +78,7 @@ const CONNECTION: Options = {
 const RUN: Options = {
   ...CONNECTION,
   identity: { type: 'string', short: 'i' },
+  metadata: { type: 'string' },
   grace: { type: 'string' },
   'renew-deadline': { type: 'string' },
   'retry-period': { type: 'string' },
@@ -206,6 +209,8 @@ export function parseRunArgs(argv: readonly string[], env: Env = {}): RunArgs {
     commandArgs: command.slice(1),
   };
   if (listen !== undefined) run.listen = parseListen(listen);
+  const metadata = str(v, 'metadata');
+  if (metadata !== undefined) run.metadata = metadata;
   return run;
 }
 

@@ -110,7 +110,7 @@ export function asFlags(problem: string): string {
     named = true;
     return FLAGS[name]!;
   });
-  out = out.replace(/^identity\b/, '--identity');
+  out = out.replace(/^(identity|metadata)\b/, '--$1');
   if (!named) return out;
   // The library's durations are bare milliseconds: say so (not after "1.2 ×", a factor).
   return out.replace(/(\(|= |got )(\d+(?:\.\d+)?)(?=\)|:|,|;|$)/g, '$1$2 ms');

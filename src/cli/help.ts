@@ -49,6 +49,7 @@ docker pause), processes that leave the group (double-forking daemons: run them 
 and kills only COMMAND's group, never the machine.
 
   -i, --identity NAME         name in the lock record (default $LEADERLOCK_IDENTITY, else hostname-pid)
+      --metadata TEXT         published with each term for followers (status/watch show it), ≤ 1 KiB
       --grace DURATION        time COMMAND gets between SIGTERM and SIGKILL (default 2s); must fit in the term
       --renew-deadline DURATION   step down when no renew is confirmed for this long (default 2/3 ttl)
       --retry-period DURATION     renew interval (default 2/15 ttl)

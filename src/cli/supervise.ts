@@ -173,6 +173,7 @@ function newElector(args: RunArgs, deps: SuperviseDeps): LeaderElector {
   if (args.renewDeadlineMs !== undefined) electorOptions.renewDeadlineMs = args.renewDeadlineMs;
   if (args.retryPeriodMs !== undefined) electorOptions.retryPeriodMs = args.retryPeriodMs;
   if (deps.clock) electorOptions.clock = deps.clock;
+  if (args.metadata !== undefined) electorOptions.metadata = args.metadata;
   const elector = new LeaderElector(deps.lock, electorOptions);
   const o = elector.options;
   // After a fresh renew the term has ttl·(1−drift) left and the next renew comes a retry period

@@ -41,9 +41,10 @@ export interface ElectorStatus {
   renewFailures: number;
   /**
    * `JSON.stringify(status)` works: the token as a decimal string, plus remaining ms and wall-clock
-   * ISO times next to the monotonic values (see `ElectorStatusJson`). Not enumerable.
+   * ISO times next to the monotonic values (see `ElectorStatusJson`). Not enumerable, so a spread
+   * copy (`{ ...status }`) does not have it: hence optional in the type.
    */
-  toJSON(): ElectorStatusJson;
+  toJSON?(): ElectorStatusJson;
 }
 
 export interface RenewInfo {

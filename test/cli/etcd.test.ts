@@ -86,6 +86,24 @@ describe('leaderlock run on a local etcd', () => {
     await etcd?.stop();
   });
 
+  it('issue 12: run --metadata publishes it with the term; status and watch on another process show it', async () => {
+    const backend = `etcd://${etcd.endpoints.map((e) => new URL(e).host).join(',')}`;
+    const key = '/service/cli-meta/leader';
+    const a = leaderlock(['run', '--backend', backend, '--key', key, '--ttl', '4s', '--identity', 'a', '--metadata', 'http://10.0.0.1:8080', '--', ...DAEMON]);
+    await a.waitFor(/started a token=\d+/, 'stdout');
+    const status = leaderlock(['status', '--backend', backend, '--key', key, '--json']);
+    assert.equal(await status.exit, 0, status.stderr);
+    const s = JSON.parse(status.stdout) as { holder: string; metadata?: string };
+    assert.equal(s.holder, 'a');
+    assert.equal(s.metadata, 'http://10.0.0.1:8080');
+    const watch = leaderlock(['watch', '--backend', backend, '--key', key]);
+    await watch.waitFor(/holder=a .*metadata="http:\/\/10\.0\.0\.1:8080"/, 'stdout');
+    watch.child.kill('SIGINT');
+    a.child.kill('SIGTERM');
+    assert.equal(await a.exit, 0, a.stderr);
+    await watch.exit;
+  });
+
   it('one command runs at a time; when it exits the lock is released and the other candidate takes over at once', async () => {
     const backend = `etcd://${etcd.endpoints.map((e) => new URL(e).host).join(',')}`;
     const common = ['--backend', backend, '--key', '/service/cli/leader', '--ttl', '4s', '--grace', '1s'];

@@ -75,11 +75,6 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
     ['no command', ['run', '--backend', 'memory', '--key', 'k'], /missing the command to run/],
     ['grace does not fit', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '3s', '--grace', '3s', '--', 'true'], /--grace 3s does not fit in the term/],
     ['unsafe timings', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '10s', '--renew-deadline', '12s', '--', 'true'], /invalid options: --renew-deadline \(12000 ms\) must be less than --ttl/],
-    ['issue 12: a ttl below the backend minimum names the flag', ['status', '--backend', 'etcd://127.0.0.1:2379', '--key', 'k', '--ttl', '500ms'], /invalid options: --ttl must be at least 1000 ms, got 500 ms$/],
-    ['issue 12: a negative duration is not "ambiguous"', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '-1s', '--', 'true'], /--ttl must be more than 0, got -1s/],
-    ['issue 12: a negative duration with =', ['run', '--backend', 'memory', '--key', 'k', '--ttl=-1s', '--', 'true'], /--ttl must be more than 0, got -1s$/],
-    ['issue 12: another value starting with a dash', ['status', '--backend', 'memory', '--key', '-k'], /--key -k: a value starting with '-' looks like a flag; write --key=-k if you mean it/],
-    ['issue 12: a blank identity', ['run', '--backend', 'memory', '--key', 'k', '--identity', ' ', '--', 'true'], /--identity must be non-blank without control characters, got " "/],
     ['unknown command', ['elect', '--backend', 'memory'], /unknown command "elect"/],
     ['credentials in the URL', ['status', '--backend', 'etcd://root:secret@127.0.0.1:2379', '--key', 'k'], /credentials do not belong in the URL/],
   ];
@@ -91,6 +86,38 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
     });
   }
 
+  it('issue 12: kubernetes without a kubeconfig names --kubeconfig, $KUBECONFIG and in-cluster', async () => {
+    const r = await cli(['status', '--backend', 'kubernetes', '--key', 'x'], { env: { KUBECONFIG: '/nonexistent/leaderlock-kubeconfig', KUBERNETES_SERVICE_HOST: '' } });
+    assertOneLineUsage(r, /no kubeconfig found \(looked at \/nonexistent\/leaderlock-kubeconfig\).*--kubeconfig.*\$KUBECONFIG.*in-cluster/);
+  });
+});
+
+describe('leaderlock CLI (in process): error messages that say what to do (issue 12)', { concurrency: true }, () => {
+  // In process (runCli), not spawned: the same report() writes the line, without 20 tsx start-ups at once.
+  const cases: Array<[string, string[], RegExp]> = [
+    ['issue 12: a ttl below the backend minimum names the flag', ['status', '--backend', 'etcd://127.0.0.1:2379', '--key', 'k', '--ttl', '500ms'], /invalid options: --ttl must be at least 1000 ms, got 500 ms$/],
+    ['issue 12: a negative duration is not "ambiguous"', ['run', '--backend', 'memory', '--key', 'k', '--ttl', '-1s', '--', 'true'], /--ttl must be more than 0, got -1s/],
+    ['issue 12: a negative duration with =', ['run', '--backend', 'memory', '--key', 'k', '--ttl=-1s', '--', 'true'], /--ttl must be more than 0, got -1s$/],
+    ['issue 12: another value starting with a dash', ['status', '--backend', 'memory', '--key', '-k'], /--key -k: a value starting with '-' looks like a flag; write --key=-k if you mean it/],
+    ['issue 12: metadata over 1 KiB', ['run', '--backend', 'memory', '--key', 'k', '--metadata', 'x'.repeat(1025), '--', 'true'], /invalid options: --metadata must be at most 1024 bytes of UTF-8, got 1025/],
+    ['issue 12: a blank identity', ['run', '--backend', 'memory', '--key', 'k', '--identity', ' ', '--', 'true'], /--identity must be non-blank without control characters, got " "/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(name, async () => {
+      const err: string[] = [];
+      const code = await runCli(args, { out: () => undefined, err: (l) => err.push(l), env: {}, signals: new EventEmitter() as never, spawn: () => assert.fail('must not start the command') });
+      assert.equal(code, 64, err.join('\n'));
+      const lines = err.filter((l) => !/campaigning/.test(l));
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0]!, /^leaderlock: /);
+      assert.match(lines[0]!, pattern);
+    });
+  }
+});
+
+// Its own suite: generating the certificates (selfsigned, pure JS) blocks this process's event loop
+// for seconds, which must not overlap the bounded waits of the spawned cases above.
+describe('leaderlock CLI: etcds:// to an IP host', () => {
   it('issue 12: etcds:// to an IP prints no DEP0123 warning (the certificate is still checked against the IP)', async (t) => {
     const certs = await generateServerCertificates({ caName: 'test-ca', serverName: 'etcd', dnsNames: [], ips: ['127.0.0.1'], missingMessage: 'selfsigned missing' });
     const dir = mkdtempSync(join(tmpdir(), 'leaderlock-tls-'));
@@ -108,11 +135,6 @@ describe('leaderlock CLI: user errors exit 64 with one line saying what to fix',
     assert.equal(r.code, 69, r.stderr);
     assert.ok(handshakes > 0, 'the client completed a TLS handshake (certificate accepted for the IP)');
     assert.doesNotMatch(r.stderr, /DEP0123|DeprecationWarning/);
-  });
-
-  it('issue 12: kubernetes without a kubeconfig names --kubeconfig, $KUBECONFIG and in-cluster', async () => {
-    const r = await cli(['status', '--backend', 'kubernetes', '--key', 'x'], { env: { KUBECONFIG: '/nonexistent/leaderlock-kubeconfig', KUBERNETES_SERVICE_HOST: '' } });
-    assertOneLineUsage(r, /no kubeconfig found \(looked at \/nonexistent\/leaderlock-kubeconfig\).*--kubeconfig.*\$KUBECONFIG.*in-cluster/);
   });
 });
 
