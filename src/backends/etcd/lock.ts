@@ -49,6 +49,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
   #warnedForeign: bigint | undefined;
   #closed = false;
+  #orphanCheck: Promise<void> | undefined;
 
   constructor(options: EtcdLockOptions) {
     super();
@@ -100,6 +101,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       try {
         won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
       } catch (err) {
+        // Undecided create: the key may be ours on the lease without a term for it; find out later.
+        if (first.status === 'rejected' && !isLeaseGone(err)) this.#resolveOrphan(holder, lease);
         if (!isLeaseGone(err)) throw err;
         this.session.leaseLost(lease);
         won = 'again';
@@ -107,7 +110,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       if (won === 'again') continue;
       if (!won) return undefined;
       // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed refresh.
-      const alive = known ?? (ka!.status === 'fulfilled' ? ka!.value : await this.#keepAliveOrGiveBack(won.token, lease, signal));
+      const alive = known ?? (ka!.status === 'fulfilled' ? ka!.value : await this.#keepAliveOrGiveBack(won.token, holder, lease, signal));
       if (alive.ttlMs <= 0) continue; // the lease (and the key with it) is gone: start over on a new lease
       const term = new Term({ holder, token: won.token, validUntil: this.#validFrom({ sentAt: Math.min(sentAt, alive.sentAt), ttlMs: alive.ttlMs }), clock: this.clock, backend: 'etcd' });
       this.#hold(term, lease);
@@ -169,13 +172,13 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     throw reason;
   }
 
-  async #keepAliveOrGiveBack(token: bigint, lease: wire.LeaseId, signal?: AbortSignal): Promise<KeepAliveResult> {
+  async #keepAliveOrGiveBack(token: bigint, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<KeepAliveResult> {
     try {
       return await this.session.keepAlive(lease, { signal });
     } catch (err) {
       // We created the key but cannot bound its lifetime: give it back rather than hold it blind.
       log('acquired %s (token %s) but the lease keep-alive failed: giving it back', this.key, token);
-      await this.#txn('etcd release', wire.releaseTxn(this.#keys, token), undefined).catch(() => undefined);
+      await this.#txn('etcd release', wire.releaseTxn(this.#keys, token), undefined).catch(() => this.#resolveOrphan(holder, lease));
       throw err;
     }
   }
@@ -256,6 +259,31 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       { session: this.session, keys: this.#keys, read: (signal) => this.#read(signal), toState: (l, s) => this.#toState(l, s), warn: (e) => this.emit('warning', e) },
       options.signal,
     );
+  }
+
+  /**
+   * A key this lock may have created on the lease without a term for it: a create whose answer was
+   * lost and whose re-read failed too, or a give-back that failed. Left alone it lives as long as the
+   * lease — for ever while other locks of the session keep the lease alive — and every candidate, this
+   * one included, sees it held (found by bench/scale.ts: 70 of 1,000 keys stuck). Re-read until
+   * decided; still ours and no term of ours holds it → delete it, so the next acquire starts afresh.
+   */
+  #resolveOrphan(holder: string, lease: wire.LeaseId): void {
+    if (this.#orphanCheck) return;
+    const untracked = (token: bigint): boolean => ![...this.#held.keys()].some((t) => t.token === token);
+    this.#orphanCheck = (async () => {
+      for (let attempt = 0; attempt < 100 && !this.#closed && this.session.leaseId === lease; attempt++) {
+        try {
+          const stored = wire.storedLeader((await this.#read()).leader);
+          if (!stored || stored.lease !== lease || stored.holder !== holder || !untracked(stored.token)) return;
+          await this.#txn('etcd release (orphan)', wire.releaseTxn(this.#keys, stored.token), undefined);
+          log('deleted %s (token %s): created by an undecided acquire of %s', this.key, stored.token, holder);
+          return;
+        } catch {
+          await this.clock.sleep(this.requestTimeoutMs);
+        }
+      }
+    })().finally(() => (this.#orphanCheck = undefined));
   }
 
   /** Releases held terms (best effort), then detaches from the session (closes it when it is ours). Idempotent. */
