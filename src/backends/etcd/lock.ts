@@ -231,6 +231,10 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
         return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
       });
     } catch (err) {
+      // The key may stay on the lease, alive as long as the other locks of the session keep it so:
+      // keep trying in the background (the caller decided to release; it may not call again).
+      const lease = this.#held.get(term);
+      if (lease) queueMicrotask(() => this.#resolveOrphan(term.holder, lease));
       throw mapEtcdError(err, 'etcd release');
     } finally {
       this.#releasing.delete(term);
@@ -262,22 +266,24 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   }
 
   /**
-   * A key this lock may have created on the lease without a term for it: a create whose answer was
-   * lost and whose re-read failed too, or a give-back that failed. Left alone it lives as long as the
+   * A key this lock may have left on the lease with no live term for it: a create whose answer was
+   * lost and whose re-read failed too, a give-back that failed, or a release that failed. Left alone it lives as long as the
    * lease — for ever while other locks of the session keep the lease alive — and every candidate, this
    * one included, sees it held (found by bench/scale.ts: 70 of 1,000 keys stuck). Re-read until
-   * decided; still ours and no term of ours holds it → delete it, so the next acquire starts afresh.
+   * decided; still ours and no live term of ours holds it → delete it, so the next acquire starts afresh.
    */
   #resolveOrphan(holder: string, lease: wire.LeaseId): void {
     if (this.#orphanCheck) return;
-    const untracked = (token: bigint): boolean => ![...this.#held.keys()].some((t) => t.token === token);
+    // Ours to delete: no live term holds it and no release of it is in flight.
+    const untracked = (token: bigint): boolean => ![...this.#held.keys()].some((t) => t.token === token && !t.ended) && ![...this.#releasing].some((t) => t.token === token);
     this.#orphanCheck = (async () => {
       for (let attempt = 0; attempt < 100 && !this.#closed && this.session.leaseId === lease; attempt++) {
         try {
           const stored = wire.storedLeader((await this.#read()).leader);
           if (!stored || stored.lease !== lease || stored.holder !== holder || !untracked(stored.token)) return;
           await this.#txn('etcd release (orphan)', wire.releaseTxn(this.#keys, stored.token), undefined);
-          log('deleted %s (token %s): created by an undecided acquire of %s', this.key, stored.token, holder);
+          for (const t of [...this.#held.keys()]) if (t.token === stored.token) this.#unhold(t);
+          log('deleted %s (token %s) of %s: left by an undecided acquire or a failed release', this.key, stored.token, holder);
           return;
         } catch {
           await this.clock.sleep(this.requestTimeoutMs);

@@ -152,6 +152,28 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     assert.ok(t, 'free again for the next acquire');
   });
 
+  it('a release that fails is retried in the background until the key is gone (issue 15: after a loss the elector releases once)', async () => {
+    const k = key();
+    const a = lock(k);
+    const term = (await a.acquire('a'))!;
+    const call = a.session.call.bind(a.session);
+    let failed = 0;
+    a.session.call = (async (what: string, fn: never, opts?: never) => {
+      if ((what === 'etcd release' && failed === 0) || (what === 'etcd read' && failed === 1)) {
+        failed++;
+        throw new DeadlineExceededError(`${what}: no answer in time (test)`, { backend: 'etcd' });
+      }
+      return call(what, fn, opts);
+    }) as typeof a.session.call;
+    term.end('deadline');
+    await assert.rejects(a.release(term), BackendUnavailableError);
+    assert.equal((await raw.get(k).exec()).kvs.length, 1, 'still there right after the failed release');
+    const end = performance.now() + 2 * RT + 1000;
+    while ((await raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await raw.get(k).exec()).kvs.length, 0, 'deleted in the background');
+    assert.ok(await a.acquire('a'), 'free again');
+  });
+
   it('release is compare-and-delete on the token: an old term never deletes a successor', async () => {
     const k = key();
     const a = lock(k);
