@@ -55,6 +55,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #failover: FailoverJudge;
   #warnedForeign: bigint | undefined;
   #closed = false;
+  #orphanCheck: Promise<void> | undefined;
 
   constructor(options: EtcdLockOptions) {
     super();
@@ -108,6 +109,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       try {
         won = first.status === 'fulfilled' ? await this.#decideAcquire(first.value, holder, lease, signal, metadata) : await this.#afterAmbiguousAcquire(first.reason, holder, lease, signal);
       } catch (err) {
+        // Undecided create: the key may be ours on the lease without a term for it; find out later.
+        if (first.status === 'rejected' && !isLeaseGone(err)) this.#resolveOrphan(holder, lease);
         if (!isLeaseGone(err)) throw err;
         this.session.leaseLost(lease);
         won = 'again';
@@ -115,7 +118,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       if (won === 'again') continue;
       if (!won) return undefined;
       // 2. The key is ours; its lifetime is the lease's, so validUntil needs a confirmed refresh.
-      const alive = known ?? (ka!.status === 'fulfilled' ? ka!.value : await this.#keepAliveOrGiveBack(won.token, lease, signal));
+      const alive = known ?? (ka!.status === 'fulfilled' ? ka!.value : await this.#keepAliveOrGiveBack(won.token, holder, lease, signal));
       if (alive.ttlMs <= 0) continue; // the lease (and the key with it) is gone: start over on a new lease
       const term = new Term({ holder, token: won.token, validUntil: this.#validFrom({ sentAt: Math.min(sentAt, alive.sentAt), ttlMs: alive.ttlMs }), clock: this.clock, backend: 'etcd' });
       this.#hold(term, lease);
@@ -187,13 +190,13 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     throw reason;
   }
 
-  async #keepAliveOrGiveBack(token: bigint, lease: wire.LeaseId, signal?: AbortSignal): Promise<KeepAliveResult> {
+  async #keepAliveOrGiveBack(token: bigint, holder: string, lease: wire.LeaseId, signal?: AbortSignal): Promise<KeepAliveResult> {
     try {
       return await this.session.keepAlive(lease, { signal });
     } catch (err) {
       // We created the key but cannot bound its lifetime: give it back rather than hold it blind.
       log('acquired %s (token %s) but the lease keep-alive failed: giving it back', this.key, token);
-      await this.#txn('etcd release', wire.releaseTxn(this.#keys, token), undefined).catch(() => undefined);
+      await this.#txn('etcd release', wire.releaseTxn(this.#keys, token), undefined).catch(() => this.#resolveOrphan(holder, lease));
       throw err;
     }
   }
@@ -246,6 +249,10 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
         return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
       });
     } catch (err) {
+      // The key may stay on the lease, alive as long as the other locks of the session keep it so:
+      // keep trying in the background (the caller decided to release; it may not call again).
+      const lease = this.#held.get(term);
+      if (lease) queueMicrotask(() => this.#resolveOrphan(term.holder, lease));
       throw mapEtcdError(err, 'etcd release');
     } finally {
       this.#releasing.delete(term);
@@ -293,6 +300,33 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       const ttlMs = this.#leaseTtl.get(lease);
       yield ttlMs === undefined ? state : { ...state, leader: { ...state.leader!, ttlMs } };
     }
+  }
+
+  /**
+   * A key this lock may have left on the lease with no live term for it: a create whose answer was
+   * lost and whose re-read failed too, a give-back that failed, or a release that failed. Left alone it lives as long as the
+   * lease — for ever while other locks of the session keep the lease alive — and every candidate, this
+   * one included, sees it held (found by bench/scale.ts: 70 of 1,000 keys stuck). Re-read until
+   * decided; still ours and no live term of ours holds it → delete it, so the next acquire starts afresh.
+   */
+  #resolveOrphan(holder: string, lease: wire.LeaseId): void {
+    if (this.#orphanCheck) return;
+    // Ours to delete: no live term holds it and no release of it is in flight.
+    const untracked = (token: bigint): boolean => ![...this.#held.keys()].some((t) => t.token === token && !t.ended) && ![...this.#releasing].some((t) => t.token === token);
+    this.#orphanCheck = (async () => {
+      for (let attempt = 0; attempt < 100 && !this.#closed && this.session.leaseId === lease; attempt++) {
+        try {
+          const stored = wire.storedLeader((await this.#read()).leader);
+          if (!stored || stored.lease !== lease || stored.holder !== holder || !untracked(stored.token)) return;
+          await this.#txn('etcd release (orphan)', wire.releaseTxn(this.#keys, stored.token), undefined);
+          for (const t of [...this.#held.keys()]) if (t.token === stored.token) this.#unhold(t);
+          log('deleted %s (token %s) of %s: left by an undecided acquire or a failed release', this.key, stored.token, holder);
+          return;
+        } catch {
+          await this.clock.sleep(this.requestTimeoutMs);
+        }
+      }
+    })().finally(() => (this.#orphanCheck = undefined));
   }
 
   /** Releases held terms (best effort), then detaches from the session (closes it when it is ours). Idempotent. */

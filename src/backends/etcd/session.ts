@@ -106,7 +106,11 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     // one tick, whose deadlines would pass while this process is still sending them. Time spent
     // queued counts against the call's deadline.
     const queuedAt = this.clock.now();
-    return new Promise<void>((resolve) => this.#queued.push(resolve)).then(() => this.#run(what, fn, timeoutMs - (this.clock.now() - queuedAt), opts.signal));
+    return new Promise<void>((resolve) => this.#queued.push(resolve)).then(() => {
+      const left = timeoutMs - (this.clock.now() - queuedAt);
+      if (left <= 0) throw new DeadlineExceededError(`${what} did not start within ${timeoutMs} ms (${MAX_IN_FLIGHT} calls in flight before it)`, { backend: 'etcd' });
+      return this.#run(what, fn, left, opts.signal);
+    });
   }
 
   async #run<T>(what: string, fn: (rpc: EtcdRpc, options: CallOptions, member: Member) => Promise<T>, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { EtcdLock, EtcdSession, fencedWrite } from '../../../src/backends/etcd/index.js';
-import { BackendUnavailableError, ForbiddenError, LockLostError } from '../../../src/core/errors.js';
+import { BackendUnavailableError, DeadlineExceededError, ForbiddenError, LockLostError } from '../../../src/core/errors.js';
 import type { LockState } from '../../../src/core/lock.js';
 import { ETCDCTL_BIN, freePort, startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
@@ -123,6 +123,55 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     } finally {
       a.session.keepAlive = keepAlive;
     }
+  });
+
+  it('a create applied but unanswered whose re-read fails too leaves no key behind on a lease other locks keep alive (issue 15: bench/scale found 70 of 1,000 keys stuck)', async () => {
+    const k = key();
+    const a = lock(k);
+    await a.release((await a.acquire('a'))!);
+    const call = a.session.call.bind(a.session);
+    let failures = 0;
+    a.session.call = (async (what: string, fn: never, opts?: never) => {
+      if (what === 'etcd acquire' && failures === 0) {
+        failures++;
+        await call(what, fn, opts); // applied by etcd …
+        throw new DeadlineExceededError('etcd acquire: no answer in time (test)', { backend: 'etcd' }); // … answer lost
+      }
+      if (what === 'etcd read' && failures < 3) {
+        failures++; // the acquire's re-read, and the first re-read after it
+        throw new DeadlineExceededError('etcd read: no answer in time (test)', { backend: 'etcd' });
+      }
+      return call(what, fn, opts);
+    }) as typeof a.session.call;
+    await assert.rejects(a.acquire('a'), BackendUnavailableError);
+    assert.equal((await raw.get(k).exec()).kvs[0]?.lease, a.session.leaseId, 'the create was applied, on our lease');
+    const end = performance.now() + 2 * RT + 1000;
+    while ((await raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await raw.get(k).exec()).kvs.length, 0, 'the undecided key was found and deleted');
+    const t = await a.acquire('a');
+    assert.ok(t, 'free again for the next acquire');
+  });
+
+  it('a release that fails is retried in the background until the key is gone (issue 15: after a loss the elector releases once)', async () => {
+    const k = key();
+    const a = lock(k);
+    const term = (await a.acquire('a'))!;
+    const call = a.session.call.bind(a.session);
+    let failed = 0;
+    a.session.call = (async (what: string, fn: never, opts?: never) => {
+      if ((what === 'etcd release' && failed === 0) || (what === 'etcd read' && failed === 1)) {
+        failed++;
+        throw new DeadlineExceededError(`${what}: no answer in time (test)`, { backend: 'etcd' });
+      }
+      return call(what, fn, opts);
+    }) as typeof a.session.call;
+    term.end('deadline');
+    await assert.rejects(a.release(term), BackendUnavailableError);
+    assert.equal((await raw.get(k).exec()).kvs.length, 1, 'still there right after the failed release');
+    const end = performance.now() + 2 * RT + 1000;
+    while ((await raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await raw.get(k).exec()).kvs.length, 0, 'deleted in the background');
+    assert.ok(await a.acquire('a'), 'free again');
   });
 
   it('release is compare-and-delete on the token: an old term never deletes a successor', async () => {
