@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type Timer } from '../../core/clock.js';
 import { AbortedError, LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
-import { Problems, checkIdentity } from '../../core/options.js';
+import { Problems, checkIdentity, checkDurations } from '../../core/options.js';
 import { ConsulClient, type ConsulApi } from './client.js';
 import { goDuration, type ConsulConnectionOptions } from './connection.js';
 
@@ -73,6 +73,7 @@ export class ConsulServiceRegistration extends EventEmitter<ConsulServiceRegistr
   constructor(options: ConsulServiceRegistrationOptions) {
     super();
     const p = new Problems();
+    checkDurations(p, options);
     p.check(typeof options.service === 'string' && /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(options.service), `service must be a DNS-compatible name (letters, digits, '-', '_'), got ${JSON.stringify(options.service)}`);
     checkIdentity(p, options.identity);
     const checkTtlMs = options.checkTtlMs ?? 30_000;
