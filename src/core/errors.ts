@@ -30,7 +30,7 @@ export class LeaderLockError extends Error {
   readonly reason: string | undefined;
 
   constructor(message: string, options: LeaderLockErrorOptions = {}) {
-    super(redact(message), options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
+    super(capMessage(redact(message)), options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
     this.name = new.target.name;
     this.backend = options.backend;
     this.status = options.status;
@@ -178,4 +178,38 @@ export function safeCause(cause: unknown, depth = 0, seen: WeakMap<object, unkno
   const errors = (cause as { errors?: unknown }).errors;
   if (Array.isArray(errors)) hidden('errors', errors.slice(0, 16).map((e) => safeCause(e, depth + 1, seen)));
   return copy;
+}
+
+/** How much of a value read from a store (a holder name, an annotation) a message quotes. */
+export const QUOTE_MAX_CHARS = 256;
+/** No error message is longer than this, whatever a backend quoted into it (a safety net behind `quoteValue`). */
+export const MESSAGE_MAX_CHARS = 4096;
+
+/**
+ * A value read from a store, quoted for a message or warning: JSON-quoted, and when longer than `max`
+ * characters cut there with its full size appended (`"aaaa…"…(1000000 bytes)`). Anyone can write a
+ * 1 MB holder name into etcd, Consul or a Lease; it stays whole in `LeaderRecord.holder`, but a
+ * warning quoting it whole was a million characters. Non-strings are stringified first.
+ */
+export function quoteValue(value: unknown, max = QUOTE_MAX_CHARS): string {
+  const text = typeof value === 'string' ? value : String(value);
+  if (text.length <= max) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, max))}…(${Buffer.byteLength(text, 'utf8')} bytes)`;
+}
+
+/** `quoteValue` without the quotes, for human output that printed the value bare (`leader is node-a`). */
+export function shortText(text: string, max = QUOTE_MAX_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…(${Buffer.byteLength(text, 'utf8')} bytes)`;
+}
+
+/** Like `JSON.stringify(value)` for a message, cut as `quoteValue` cuts (strings are quoted by `quoteValue`). */
+export function jsonValue(value: unknown, max = QUOTE_MAX_CHARS): string {
+  if (typeof value === 'string') return quoteValue(value, max);
+  const text = String(JSON.stringify(value));
+  return text.length <= max ? text : `${text.slice(0, max)}…(${Buffer.byteLength(text, 'utf8')} bytes)`;
+}
+
+function capMessage(message: string): string {
+  if (message.length <= MESSAGE_MAX_CHARS) return message;
+  return `${message.slice(0, MESSAGE_MAX_CHARS)}…(message cut, ${message.length} characters in all)`;
 }

@@ -444,6 +444,31 @@ describe('KubernetesLock with a foreign record of huge duration (issue 13)', () 
   }
 });
 
+describe('KubernetesLock: huge values from the store in messages (issue 13)', () => {
+  it('a 1 MB holder is kept whole in the record; a 1 MB malformed annotation is quoted cut in the error', async () => {
+    const { api, make, close } = setup('Endpoints');
+    try {
+      const huge = 'p'.repeat(1_000_000);
+      api.objects.set(EP, {
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'batman', namespace: 'default', resourceVersion: '9', annotations: { leader: huge, ttl: '30', acquireTime: '2026-01-01T00:00:00+00:00', renewTime: '2026-01-01T00:00:00+00:00', transitions: '3' } },
+      });
+      const a = make();
+      assert.equal((await a.get()).leader?.holder.length, 1_000_000, 'LeaderRecord.holder is the full value');
+      api.touch(EP, { metadata: { annotations: { renewTime: huge } } });
+      await assert.rejects(a.get(), (err: unknown) => {
+        assert.ok(err instanceof MalformedRecordError);
+        assert.ok(err.message.length < 600, `a ${err.message.length}-character message`);
+        assert.match(err.message, /…\(1000000 bytes\)/);
+        return true;
+      });
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('KubernetesLock pod role labels', () => {
   const POD = '/api/v1/namespaces/default/pods/pod-a';
 
