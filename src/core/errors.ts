@@ -145,6 +145,9 @@ export function safeCause(cause: unknown, depth = 0, seen: WeakMap<object, unkno
   if (typeof cause === 'string') return redact(cause);
   if (typeof cause !== 'object' || cause === null) return typeof cause === 'function' ? undefined : cause;
   if ((cause as Record<symbol, unknown>)[BRAND] === true) return cause;
+  // A DOMException (an AbortSignal's reason) holds only a name and a message, and its getters throw
+  // on a copy (internal slots): keep it.
+  if (typeof DOMException === 'function' && cause instanceof DOMException) return cause;
   if (seen.has(cause)) return seen.get(cause);
   if (depth >= MAX_CAUSE_DEPTH) return undefined;
   const isError = cause instanceof Error;
@@ -159,8 +162,14 @@ export function safeCause(cause: unknown, depth = 0, seen: WeakMap<object, unkno
   if (isError) {
     hidden('message', redact(String(cause.message)));
     if (typeof cause.stack === 'string') hidden('stack', redact(cause.stack));
-    // A name set on the instance (papi's ResponseError, undici's errors) is kept; a prototype one is inherited.
-    if (Object.prototype.hasOwnProperty.call(cause, 'name')) hidden('name', redact(String(cause.name)));
+    // Own, so no prototype getter runs against the copy (util.inspect reads `name`).
+    let name = 'Error';
+    try {
+      name = String(cause.name);
+    } catch {
+      // keep 'Error'
+    }
+    hidden('name', redact(name));
   }
   for (const key of Object.keys(cause)) {
     if (key === 'message' || key === 'stack' || key === 'name' || key === 'cause' || SECRET_KEY.test(key)) continue;

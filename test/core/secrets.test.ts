@@ -66,6 +66,12 @@ describe('safeCause', () => {
     assertClean(err, ['s3cret'], 'aggregate');
     assert.equal(safeCause('Authorization: Bearer zzz'), 'Authorization: Bearer [redacted]');
     assert.deepEqual(safeCause({ headers: { authorization: 'x' }, status: 500 }), { status: 500 });
+    // An AbortSignal's reason (DOMException: getters that throw on a copy) still inspects.
+    const ac = new AbortController();
+    ac.abort();
+    const aborted = new BackendUnavailableError('x', { cause: ac.signal.reason });
+    assert.match(inspect(aborted), /AbortError/);
+    assert.equal((aborted.cause as Error).name, 'AbortError');
     const inner = new DeadlineExceededError('late');
     assert.equal(new BackendUnavailableError('x', { cause: inner }).cause, inner);
   });
