@@ -2,6 +2,7 @@ import { spawn as nodeSpawn } from 'node:child_process';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Clock } from '../core/clock.js';
+import { shortText } from '../core/errors.js';
 import type { LeaderLock, Term } from '../core/lock.js';
 import { LeaderElector } from '../elector/index.js';
 import { createHealthHandler, type SwitchSource } from '../http/index.js';
@@ -135,7 +136,7 @@ export async function supervise(args: RunArgs, deps: SuperviseDeps): Promise<num
     if (info.ok) current?.renewed();
   });
   elector.on('leader', (holder) => {
-    if (holder !== undefined && holder !== args.identity && !current) say(`leader is ${holder}; waiting`);
+    if (holder !== undefined && holder !== args.identity && !current) say(`leader is ${shortText(holder)}; waiting`);
   });
   elector.on('lost', (term, reason) => {
     if (args.once && !current && !finished) {

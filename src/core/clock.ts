@@ -38,6 +38,37 @@ export function sameTimeline(a: Clock, b: Clock): boolean {
   return a.timeline === undefined || b.timeline === undefined || a.timeline === b.timeline;
 }
 
+/**
+ * The longest delay a Node timer honours: 2^31−1 ms (~24.8 days). Node fires a longer `setTimeout`
+ * after 1 ms (with a TimeoutOverflowWarning), so a timer armed from a foreign record's huge duration
+ * (a Lease with `leaseDurationSeconds: 3000000`) would re-arm every millisecond. Our own duration
+ * options are capped at this (`checkDuration`); longer waits go through `setLongTimer`.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Runs `fn` once, `ms` after `now()`, on a raw timer that only honours delays up to `MAX_TIMER_MS`:
+ * a longer wait is armed in chunks of at most `MAX_TIMER_MS` (one firing per ~24.8 days). The one
+ * place that handles long timers, for the real clock and `VirtualClock` alike. NaN counts as 0.
+ */
+export function setLongTimer(now: () => number, raw: (fn: () => void, ms: number) => Timer, fn: () => void, ms: number): Timer {
+  const due = now() + (ms > 0 ? ms : 0);
+  let cancelled = false;
+  let current: Timer | undefined;
+  const arm = (): void => {
+    if (cancelled) return;
+    const left = due - now();
+    current = left > MAX_TIMER_MS ? raw(arm, MAX_TIMER_MS) : raw(fn, Math.max(0, left));
+  };
+  arm();
+  return {
+    cancel: () => {
+      cancelled = true;
+      current?.cancel();
+    },
+  };
+}
+
 /** Sleep built on `setTimer`, shared by every clock implementation. */
 export function sleepOn(clock: Pick<Clock, 'setTimer'>, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -68,9 +99,16 @@ class SystemClock implements Clock {
     return new Date();
   }
   setTimer(fn: () => void, ms: number, options?: TimerOptions): Timer {
-    const handle = setTimeout(fn, Math.max(0, ms));
-    if (options?.unref) handle.unref();
-    return { cancel: () => clearTimeout(handle) };
+    return setLongTimer(
+      () => this.now(),
+      (run, delay) => {
+        const handle = setTimeout(run, delay);
+        if (options?.unref) handle.unref();
+        return { cancel: () => clearTimeout(handle) };
+      },
+      fn,
+      ms,
+    );
   }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);

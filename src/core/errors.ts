@@ -2,7 +2,10 @@
  * Typed errors. Every error leaderlock throws is a `LeaderLockError` with a literal `code`, the
  * `backend` it came from, and where it applies the HTTP/gRPC `status`, the Kubernetes Status
  * `reason` and the underlying `cause`. Messages never contain credentials: callers pass text, not
- * request objects, and `redact()` strips bearer tokens from anything quoted from a server.
+ * request objects, and `redact()` strips bearer tokens from anything quoted from a server. The
+ * `cause` chain is sanitised here, once, for every backend (`safeCause`): a client library's error
+ * carries its request (the `x-consul-token` header, gRPC metadata with the etcd auth token, a
+ * Kubernetes `Authorization` header), and `util.inspect(err)` prints causes in full.
  *
  * `instanceof` works across duplicate copies of the package (two versions in one node_modules tree)
  * through a `Symbol.for` brand, as undici does.
@@ -27,7 +30,7 @@ export class LeaderLockError extends Error {
   readonly reason: string | undefined;
 
   constructor(message: string, options: LeaderLockErrorOptions = {}) {
-    super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
+    super(capMessage(redact(message)), options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
     this.name = new.target.name;
     this.backend = options.backend;
     this.status = options.status;
@@ -124,4 +127,98 @@ export function redact(text: string): string {
  */
 export function isAmbiguous(err: unknown): boolean {
   return err instanceof BackendUnavailableError;
+}
+
+/** Own properties of a cause that are never copied: they hold requests, headers or credentials. */
+const SECRET_KEY = /token|password|passwd|secret|authori[sz]ation|credential|cookie|header|auth|key$/i;
+const MAX_CAUSE_DEPTH = 8;
+
+/**
+ * A copy of `cause` that is safe to print: for an `Error`, an object of the same class (so `instanceof`,
+ * `name` and `util.inspect` still read naturally) with its message and stack redacted, its primitive
+ * own properties (`code`, `errno`, `syscall`, `status`, `details`, …; strings redacted, credential-named
+ * ones dropped) and its own `cause` / `errors` sanitised the same way. Objects such as a `response`,
+ * `request`, `config` or gRPC `metadata` are dropped: they are where secrets live. A `LeaderLockError`
+ * is kept as is (its own cause was sanitised when it was built). Bounded depth; cycles are cut.
+ */
+export function safeCause(cause: unknown, depth = 0, seen: WeakMap<object, unknown> = new WeakMap()): unknown {
+  if (typeof cause === 'string') return redact(cause);
+  if (typeof cause !== 'object' || cause === null) return typeof cause === 'function' ? undefined : cause;
+  if ((cause as Record<symbol, unknown>)[BRAND] === true) return cause;
+  // A DOMException (an AbortSignal's reason) holds only a name and a message, and its getters throw
+  // on a copy (internal slots): keep it.
+  if (typeof DOMException === 'function' && cause instanceof DOMException) return cause;
+  if (seen.has(cause)) return seen.get(cause);
+  if (depth >= MAX_CAUSE_DEPTH) return undefined;
+  const isError = cause instanceof Error;
+  let copy: Record<string, unknown>;
+  try {
+    copy = Object.create(isError ? (Object.getPrototypeOf(cause) as object | null) : Object.prototype) as Record<string, unknown>;
+  } catch {
+    copy = {};
+  }
+  seen.set(cause, copy);
+  const hidden = (key: string, value: unknown): void => void Object.defineProperty(copy, key, { value, writable: true, configurable: true, enumerable: false });
+  if (isError) {
+    hidden('message', redact(String(cause.message)));
+    if (typeof cause.stack === 'string') hidden('stack', redact(cause.stack));
+    // Own, so no prototype getter runs against the copy (util.inspect reads `name`).
+    let name = 'Error';
+    try {
+      name = String(cause.name);
+    } catch {
+      // keep 'Error'
+    }
+    hidden('name', redact(name));
+  }
+  for (const key of Object.keys(cause)) {
+    if (key === 'message' || key === 'stack' || key === 'name' || key === 'cause' || SECRET_KEY.test(key)) continue;
+    let value: unknown;
+    try {
+      value = (cause as Record<string, unknown>)[key];
+    } catch {
+      continue;
+    }
+    if (typeof value === 'string') copy[key] = redact(value);
+    else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === null) copy[key] = value;
+  }
+  const inner = (cause as { cause?: unknown }).cause;
+  if (inner !== undefined) hidden('cause', safeCause(inner, depth + 1, seen));
+  const errors = (cause as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) hidden('errors', errors.slice(0, 16).map((e) => safeCause(e, depth + 1, seen)));
+  return copy;
+}
+
+/** How much of a value read from a store (a holder name, an annotation) a message quotes. */
+export const QUOTE_MAX_CHARS = 256;
+/** No error message is longer than this, whatever a backend quoted into it (a safety net behind `quoteValue`). */
+export const MESSAGE_MAX_CHARS = 4096;
+
+/**
+ * A value read from a store, quoted for a message or warning: JSON-quoted, and when longer than `max`
+ * characters cut there with its full size appended (`"aaaa…"…(1000000 bytes)`). Anyone can write a
+ * 1 MB holder name into etcd, Consul or a Lease; it stays whole in `LeaderRecord.holder`, but a
+ * warning quoting it whole was a million characters. Non-strings are stringified first.
+ */
+export function quoteValue(value: unknown, max = QUOTE_MAX_CHARS): string {
+  const text = typeof value === 'string' ? value : String(value);
+  if (text.length <= max) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, max))}…(${Buffer.byteLength(text, 'utf8')} bytes)`;
+}
+
+/** `quoteValue` without the quotes, for human output that printed the value bare (`leader is node-a`). */
+export function shortText(text: string, max = QUOTE_MAX_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…(${Buffer.byteLength(text, 'utf8')} bytes)`;
+}
+
+/** Like `JSON.stringify(value)` for a message, cut as `quoteValue` cuts (strings are quoted by `quoteValue`). */
+export function jsonValue(value: unknown, max = QUOTE_MAX_CHARS): string {
+  if (typeof value === 'string') return quoteValue(value, max);
+  const text = String(JSON.stringify(value));
+  return text.length <= max ? text : `${text.slice(0, max)}…(${Buffer.byteLength(text, 'utf8')} bytes)`;
+}
+
+function capMessage(message: string): string {
+  if (message.length <= MESSAGE_MAX_CHARS) return message;
+  return `${message.slice(0, MESSAGE_MAX_CHARS)}…(message cut, ${message.length} characters in all)`;
 }

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from './clock.js';
 import { ConfigError, type Backend } from './errors.js';
 
 /**
@@ -41,9 +42,30 @@ export function checkTtl(p: Problems, ttlMs: unknown, limits: { minMs?: number; 
     return DEFAULT_TTL_MS;
   }
   const ms = ttlMs as number;
+  checkTimerLimit(p, name, ms);
   if (limits.minMs !== undefined) p.check(ms >= limits.minMs, `${name} must be at least ${limits.minMs} ms, got ${ms}`);
   if (limits.maxMs !== undefined) p.check(ms <= limits.maxMs, `${name} must be at most ${limits.maxMs} ms, got ${ms}`);
   return ms;
+}
+
+/** The problem text for a duration above what a Node timer can wait (Node fires those after 1 ms). */
+export function timerLimitProblem(name: string, ms: number): string {
+  return `${name} must be at most ${MAX_TIMER_MS} ms (2^31−1 ms, about 24.8 days: Node fires a longer timer after 1 ms), got ${ms}`;
+}
+
+/** One duration against the timer limit. */
+export function checkTimerLimit(p: Problems, name: string, ms: unknown): boolean {
+  return typeof ms !== 'number' || !(ms > MAX_TIMER_MS) || (p.add(timerLimitProblem(name, ms)), false);
+}
+
+/**
+ * Every duration option (a number under a key ending in `Ms`) of an options object against the
+ * timer limit, so no backend or elector option can arm a timer Node would fire after 1 ms.
+ * `ttlMs` is left to `checkTtl` (which applies the same limit) so it is reported once.
+ */
+export function checkDurations(p: Problems, options: unknown): void {
+  if (typeof options !== 'object' || options === null) return;
+  for (const [key, value] of Object.entries(options)) if (key.endsWith('Ms') && key !== 'ttlMs') checkTimerLimit(p, key, value);
 }
 
 export function checkDrift(p: Problems, drift: unknown): number {

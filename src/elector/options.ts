@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import type { LeaderLock } from '../core/lock.js';
 import { ConfigError } from '../core/errors.js';
-import { checkDrift, checkIdentity, checkMetadata, Problems } from '../core/options.js';
+import { checkDrift, checkIdentity, checkMetadata, Problems, checkTimerLimit, checkDurations } from '../core/options.js';
 
 export interface LeaderElectorOptions {
   /** This candidate's name in the lock record. Non-empty; unique per process incarnation is best. */
@@ -82,6 +82,8 @@ function timingProblems(p: Problems, ttlMs: number, renewDeadlineMs: number, ret
   const pos = (v: number, name: string): boolean => p.check(Number.isFinite(v) && v > 0, `${name} must be a positive number of ms, got ${v}`);
   const ok = pos(ttlMs, 'ttlMs') && pos(renewDeadlineMs, 'renewDeadlineMs') && pos(retryPeriodMs, 'retryPeriodMs');
   if (!ok) return;
+  // renewDeadlineMs and retryPeriodMs are below ttlMs when the rules below hold; ttlMs is the lock's own.
+  if (!checkTimerLimit(p, 'ttlMs', ttlMs)) return;
   p.check(
     usable > renewDeadlineMs,
     `renewDeadlineMs (${renewDeadlineMs}) must be less than ttlMs × (1 − drift) = ${usable.toFixed(0)}: lower renewDeadlineMs or raise the lock's ttlMs`,
@@ -97,6 +99,7 @@ export function resolveElectorOptions(lock: LeaderLock, options: LeaderElectorOp
   if (typeof options !== 'object' || options === null) throw new ConfigError('LeaderElector needs an options object with at least { identity }', { backend: 'elector' });
   const identity = checkIdentity(p, options.identity);
   const metadata = checkMetadata(p, options.metadata);
+  checkDurations(p, options);
   const ttlMs = lock.ttlMs;
   const defaults = defaultTimings(ttlMs);
   const renewDeadlineMs = options.renewDeadlineMs ?? defaults.renewDeadlineMs;

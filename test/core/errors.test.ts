@@ -51,7 +51,9 @@ describe('errors', () => {
     assert.equal(err.backend, 'kubernetes');
     assert.equal(err.status, 403);
     assert.equal(err.reason, 'Forbidden');
-    assert.equal(err.cause, cause);
+    // A sanitised copy (issue 13: a cause may carry a request with credentials): same class and message.
+    assert.ok(err.cause instanceof Error);
+    assert.equal((err.cause as Error).message, cause.message);
     assert.equal(new LockLostError('x').cause, undefined);
   });
 
@@ -113,5 +115,23 @@ describe('errors', () => {
     assert.equal(isAmbiguous(new LockLostError('x')), false);
     assert.equal(isAmbiguous(new ForbiddenError('x')), false);
     assert.equal(isAmbiguous(new Error('x')), false);
+  });
+});
+
+describe('values from a store in messages (issue 13)', () => {
+  it('quoteValue / shortText / jsonValue cut at 256 characters and append the size in bytes', async () => {
+    const { quoteValue, shortText, jsonValue } = await import('../../src/core/errors.js');
+    assert.equal(quoteValue('node-a'), '"node-a"');
+    assert.equal(quoteValue('x'.repeat(256)), JSON.stringify('x'.repeat(256)));
+    assert.equal(quoteValue('é'.repeat(300)), `${JSON.stringify('é'.repeat(256))}…(600 bytes)`);
+    assert.equal(shortText('y'.repeat(1000)), `${'y'.repeat(256)}…(1000 bytes)`);
+    assert.equal(jsonValue(30), '30');
+    assert.equal(jsonValue({ a: 'z'.repeat(1000) }).length, 256 + '…(1008 bytes)'.length);
+  });
+
+  it('no error message is longer than 4096 characters, whatever was quoted into it', () => {
+    const err = new LockLostError(`held by ${'q'.repeat(1_000_000)}`);
+    assert.ok(err.message.length < 4200, String(err.message.length));
+    assert.match(err.message, /…\(message cut, 1000008 characters in all\)$/);
   });
 });

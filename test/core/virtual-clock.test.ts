@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Clock } from '../../src/core/clock.js';
+import { MAX_TIMER_MS, setLongTimer, systemClock, type Clock, type Timer } from '../../src/core/clock.js';
 import { VirtualClock } from '../../src/testing/virtual-clock.js';
 
 describe('VirtualClock', () => {
@@ -152,5 +152,40 @@ describe('DriftingClock (child)', () => {
     const base = new VirtualClock();
     const c = base.child({ offsetMs: 5000 });
     assert.equal(c.date().getTime() - base.date().getTime(), 5000);
+  });
+});
+
+describe('timers longer than 2^31−1 ms (issue 13)', () => {
+  const DAY = 86_400_000;
+
+  it('a 40-day timer fires once, on time, after two firings (one chunk + the rest), on VirtualClock and a child', async () => {
+    const c = new VirtualClock();
+    const drifting = c.child({ rate: 2 });
+    const at: number[] = [];
+    c.setTimer(() => at.push(c.now()), 40 * DAY);
+    drifting.setTimer(() => at.push(c.now()), 80 * DAY); // 40 days of base time at rate 2
+    const cancelled = c.setTimer(() => at.push(-1), 30 * DAY);
+    await c.advance(26 * DAY);
+    cancelled.cancel(); // after its first chunk fired: the remainder must not fire
+    for (let d = 26; d < 41; d++) await c.advance(DAY);
+    assert.deepEqual(at, [40 * DAY, 40 * DAY]);
+    assert.equal(c.firedTimers, 5, 'two firings per 40-day timer plus the cancelled one’s first chunk');
+  });
+
+  it('the raw timer is Node’s: a delay above the limit fires at 1 ms (so code that bypassed chunking would show)', () => {
+    const raw: number[] = [];
+    const stub = (_fn: () => void, ms: number): Timer => (raw.push(ms), { cancel: () => undefined });
+    setLongTimer(() => 0, stub, () => undefined, 3_000_000_000);
+    assert.deepEqual(raw, [MAX_TIMER_MS]);
+    setLongTimer(() => 0, stub, () => undefined, Number.NaN);
+    assert.deepEqual(raw, [MAX_TIMER_MS, 0]);
+  });
+
+  it('systemClock does not fire a 40-day timer early (Node alone would, after 1 ms)', async () => {
+    let fired = false;
+    const t = systemClock.setTimer(() => (fired = true), 40 * DAY, { unref: true });
+    await new Promise((r) => setTimeout(r, 20));
+    t.cancel();
+    assert.equal(fired, false);
   });
 });

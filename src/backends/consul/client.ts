@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import Consul from 'consul';
 import { AbortedError, BackendUnavailableError, ConfigError, DeadlineExceededError, ForbiddenError, LeaderLockError } from '../../core/errors.js';
 import { errorText } from '../../core/retry.js';
-import { Problems } from '../../core/options.js';
+import { Problems, checkDurations } from '../../core/options.js';
 import { goDuration, resolveConnection, type ConsulConnectionOptions } from './connection.js';
 
 export type { ConsulConnectionOptions } from './connection.js';
@@ -139,6 +139,7 @@ export class ConsulClient implements ConsulApi {
 
   constructor(options: ConsulConnectionOptions = {}) {
     const p = new Problems();
+    checkDurations(p, options);
     const c = resolveConnection(p, options);
     p.throwIfAny('consul');
     this.address = `${c.secure ? 'https' : 'http'}://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`;

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../core/clock.js';
-import { Problems, checkDrift, checkTtl } from '../../core/options.js';
+import { Problems, checkDrift, checkTtl, checkDurations } from '../../core/options.js';
 import { ConsulClient, type ConsulApi } from './client.js';
 import { resolveConnection, type ConsulConnectionOptions } from './connection.js';
 
@@ -56,6 +56,7 @@ export const SESSION_TTL_MAX_S = 86_400;
 /** Checks every option at once (one `ConfigError` listing every broken rule); never mutates `o`. */
 export function resolveConsulLockOptions(o: ConsulLockOptions): { options: Readonly<ResolvedConsulLockOptions>; client: ConsulApi & { close?(): void }; ownClient: boolean } {
   const p = new Problems();
+  checkDurations(p, o);
   const conn = o.client ? undefined : resolveConnection(p, o);
   const rawKey = o.key ?? 'service/leaderlock/leader';
   let key = '';

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type Timer } from '../../core/clock.js';
 import { AbortedError, LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
-import { Problems, checkIdentity } from '../../core/options.js';
+import { Problems, checkIdentity, checkDurations } from '../../core/options.js';
 import { ConsulClient, type ConsulApi } from './client.js';
 import { goDuration, type ConsulConnectionOptions } from './connection.js';
 
@@ -91,6 +91,7 @@ export class ConsulServiceRegistration extends EventEmitter<ConsulServiceRegistr
   constructor(options: ConsulServiceRegistrationOptions) {
     super();
     const p = new Problems();
+    checkDurations(p, options);
     const scope = options.scope;
     if (scope !== undefined) {
       p.check(options.service === undefined, 'give either service or scope, not both');

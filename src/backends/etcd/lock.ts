@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { Clock } from '../../core/clock.js';
-import { BackendUnavailableError, LeaderLockError, LockLostError } from '../../core/errors.js';
+import { BackendUnavailableError, LeaderLockError, LockLostError, quoteValue } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LeaderRecord, type LockState, type LostReason, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
 import { Problems, assertHolder, assertMetadata } from '../../core/options.js';
@@ -398,7 +398,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     this.#warnedForeign = leader.token;
     this.emit(
       'warning',
-      new LeaderLockError(`etcd key ${this.key} is held by ${JSON.stringify(leader.holder)} without a lease (written by etcdctl or another tool?): treated as held, never taken over; delete it to free the lock`, {
+      new LeaderLockError(`etcd key ${this.key} is held by ${quoteValue(leader.holder)} without a lease (written by etcdctl or another tool?): treated as held, never taken over; delete it to free the lock`, {
         backend: 'etcd',
       }),
     );

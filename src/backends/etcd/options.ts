@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import { Problems, checkDrift, checkTtl } from '../../core/options.js';
+import { Problems, checkDrift, checkTtl, checkDurations } from '../../core/options.js';
 import type { EtcdRpc } from './members.js';
 import { patroniKey } from './wire.js';
 
@@ -43,7 +43,10 @@ export interface ResolvedSessionOptions {
 
 const toBuffer = (p: Pem | undefined): Buffer | undefined => (p === undefined ? undefined : Buffer.isBuffer(p) ? p : Buffer.from(p, 'utf8'));
 
-export function resolveSessionOptions(o: EtcdSessionOptions, p = new Problems()): ResolvedSessionOptions {
+export function resolveSessionOptions(o: EtcdSessionOptions, shared?: Problems): ResolvedSessionOptions {
+  // Without a caller's Problems (new EtcdSession), broken rules throw here; they used to be collected and dropped.
+  const p = shared ?? new Problems();
+  checkDurations(p, o);
   const ttlMs = checkTtl(p, o.ttlMs, { minMs: 1000 });
   const endpoints = typeof o.endpoints === 'string' ? [o.endpoints] : [...(o.endpoints ?? (o.client ? [] : ['http://127.0.0.1:2379']))];
   if (o.client && o.endpoints !== undefined) p.add('give either client or endpoints, not both');
@@ -76,6 +79,7 @@ export function resolveSessionOptions(o: EtcdSessionOptions, p = new Problems())
       requestTimeoutMs = o.requestTimeoutMs;
     }
   }
+  if (!shared) p.throwIfAny('etcd');
   return {
     endpoints,
     client: o.client,

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Pool } from 'undici';
-import { systemClock, type Clock } from '../../core/clock.js';
+import { systemClock, type Clock, type Timer } from '../../core/clock.js';
 import { AbortedError, BackendUnavailableError, DeadlineExceededError, LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
 import { errorText } from '../../core/retry.js';
@@ -262,7 +262,9 @@ export class KubeClient extends EventEmitter {
     let lastErr: LeaderLockError | undefined;
     for (let round = 0; round < 4 && remaining() > 0; round++) {
       if (round > 0) await this.#sleep(Math.min(25 * 2 ** round, remaining()), opts.signal);
-      const urls = fixedUrls ?? (await this.#resolver.candidates());
+      // The first list of API servers may take the resolver its own refresh timeout (two reads):
+      // it must not outlast this request's deadline.
+      const urls = fixedUrls ?? (await this.#within(this.#resolver.candidates(), `${what}: the list of API servers`, timeoutMs, remaining(), opts.signal));
       if (!fixedUrls) this.#prunePools(urls);
       for (let i = 0; i < urls.length; i++) {
         const left = remaining();
@@ -270,9 +272,12 @@ export class KubeClient extends EventEmitter {
         if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'kubernetes', cause: opts.signal.reason });
         const url = urls[i]!;
         const share = left / (urls.length - i);
+        // The token (an exec plugin may run up to 30 s, a token file read may hang) is fetched within
+        // the request's deadline, before the try: a slow token is not the endpoint's fault.
+        const token = await this.#within(this.#auth.token(), `${what}: the credential (token file or exec plugin)`, timeoutMs, left, opts.signal);
         let res: OnceResult;
         try {
-          res = await sendOnce(this.#pool(url), url, opts, share, stream, idleTimeoutMs, this.#auth);
+          res = await sendOnce(this.#pool(url), url, opts, share, stream, idleTimeoutMs, { token: () => Promise.resolve(token), userAgent: this.#auth.userAgent });
         } catch (err) {
           if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'kubernetes', cause: opts.signal.reason });
           if (err instanceof LeaderLockError && !(err instanceof BackendUnavailableError)) throw err;
@@ -332,6 +337,34 @@ export class KubeClient extends EventEmitter {
       });
     }
     throw lastErr ?? new BackendUnavailableError(`${what}: no API endpoint to try`, { backend: 'kubernetes' });
+  }
+
+  /**
+   * `work` within `leftMs` (real time) of the request's deadline: `DeadlineExceededError` when time
+   * runs out first, `AbortedError` when `signal` aborts. `work` itself keeps running (a token plugin
+   * shared with later requests); its late failure is swallowed here.
+   */
+  async #within<T>(work: Promise<T>, stage: string, timeoutMs: number, leftMs: number, signal: AbortSignal | undefined): Promise<T> {
+    work.catch(() => undefined);
+    let timer: Timer | undefined;
+    let onAbort: (() => void) | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = systemClock.setTimer(
+        () => reject(new DeadlineExceededError(`${stage} was not ready within the request's deadline of ${timeoutMs} ms`, { backend: 'kubernetes' })),
+        Math.max(0, leftMs),
+        { unref: true },
+      );
+      onAbort = () => reject(new AbortedError(`${stage}: aborted`, { backend: 'kubernetes', cause: signal?.reason }));
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    bound.catch(() => undefined);
+    try {
+      return await Promise.race([work, bound]);
+    } finally {
+      timer?.cancel();
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   async #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import type { Clock } from '../../core/clock.js';
 import { ConfigError } from '../../core/errors.js';
-import { Problems } from '../../core/options.js';
+import { Problems, checkDurations } from '../../core/options.js';
 import { execTokenSource, fileTokenSource, staticTokenSource, type ExecCredentialConfig, type TokenSource } from './credentials.js';
 
 /**
@@ -248,6 +248,7 @@ export interface ExplicitConnectionOptions {
 /** Connection settings from explicit options; every broken rule in one `ConfigError`. */
 export function explicitConfig(options: ExplicitConnectionOptions): KubeConnectionConfig {
   const p = new Problems();
+  checkDurations(p, options);
   let server: URL | undefined;
   try {
     server = new URL(options.server);

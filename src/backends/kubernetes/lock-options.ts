@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
-import { Problems, checkDrift, checkTtl } from '../../core/options.js';
+import { Problems, checkDrift, checkTtl, checkDurations } from '../../core/options.js';
 import { mapperFor, patroniScope, type EndpointPort, type KindMapper, type LockKind } from './kinds.js';
 import type { KubeLockApi } from './lock-api.js';
 import { resolveRoleLabels, type ResolvedRoleLabels, type RoleLabelOptions } from './role-labels.js';
@@ -86,6 +86,7 @@ export const PATRONI_DEFAULT_LABELS: Readonly<Record<string, string>> = Object.f
 export function resolveLockOptions(options: KubernetesLockOptions): ResolvedLockOptions {
   const p = new Problems();
   const o = options ?? ({} as KubernetesLockOptions);
+  checkDurations(p, o);
   const api = o.client;
   p.check(
     !!api && typeof api.request === 'function' && typeof api.watch === 'function',

@@ -1,4 +1,4 @@
-import { MalformedRecordError } from '../../core/errors.js';
+import { MalformedRecordError, jsonValue, quoteValue } from '../../core/errors.js';
 import type { LeaderRecord } from '../../core/lock.js';
 
 /**
@@ -68,12 +68,12 @@ export function parseTime(value: string, what: string): Date {
   // Date keeps milliseconds only: drop further digits before parsing (V8 would accept, others may not).
   const normalised = m ? value.replace(/(\.\d{3})\d+/, '$1') : '';
   const t = m ? Date.parse(normalised.replace(' ', 'T')) : NaN;
-  if (!Number.isFinite(t)) throw new MalformedRecordError(`${what} is not an RFC 3339 time: ${JSON.stringify(value)}`, { backend: 'kubernetes' });
+  if (!Number.isFinite(t)) throw new MalformedRecordError(`${what} is not an RFC 3339 time: ${quoteValue(value)}`, { backend: 'kubernetes' });
   return new Date(t);
 }
 
 function malformed(what: string, value: unknown, rule: string): MalformedRecordError {
-  return new MalformedRecordError(`${what} ${rule}, got ${JSON.stringify(value)}`, { backend: 'kubernetes' });
+  return new MalformedRecordError(`${what} ${rule}, got ${jsonValue(value)}`, { backend: 'kubernetes' });
 }
 
 function optionalTime(value: unknown, what: string): string | undefined {

@@ -3,7 +3,7 @@ import { sameTimeline, type Clock } from '../../core/clock.js';
 import { AbortedError, ConfigError, LockLostError, isAmbiguous } from '../../core/errors.js';
 import { Term, type AcquireOptions, type LeaderLock, type LockState, type ReleaseOptions, type RenewOptions } from '../../core/lock.js';
 import { logger } from '../../core/log.js';
-import { Problems, assertHolder, assertMetadata, checkDrift, checkIdentity, checkTtl } from '../../core/options.js';
+import { Problems, assertHolder, assertMetadata, checkDrift, checkIdentity, checkTtl, checkDurations } from '../../core/options.js';
 import type { Faults } from './faults.js';
 import { Network } from './network.js';
 import type { MemoryStore } from './store.js';
@@ -41,6 +41,7 @@ interface Resolved {
 
 function resolveOptions(store: MemoryStore, options: MemoryLockOptions): Readonly<Resolved> {
   const p = new Problems();
+  checkDurations(p, options);
   p.check(typeof store?.create === 'function', 'the first argument must be a MemoryStore');
   const key = options.key ?? 'leader';
   p.check(typeof key === 'string' && key.length > 0, `key must be a non-empty string, got ${JSON.stringify(key)}`);

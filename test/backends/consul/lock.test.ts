@@ -336,6 +336,36 @@ describe('ConsulLock watch', () => {
     for await (const _ of lock.watch({ signal: ac.signal })) void _;
     assert.deepEqual(indexes, [0n, 100n, 120n, 0n, 9n]);
   });
+
+  it('clamps an X-Consul-Index of 0 to 1 and backs off instead of reading in a loop (issue 13)', async () => {
+    const indexes: bigint[] = [];
+    const ac = new AbortController();
+    const clock = new VirtualClock();
+    const stub = {
+      address: 'stub',
+      // A server whose reads never carry an index (header 0 or missing): each answers at once.
+      kvGet: (_key: string, o?: { index?: bigint; signal?: AbortSignal }) => {
+        indexes.push(o?.index ?? 0n);
+        // Bound for the unfixed code, which would read for ever: stop answering after 2,000 reads.
+        if (indexes.length > 2000) return new Promise<KvRead>((_r, reject) => o?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+        return new Promise<KvRead>((resolve) => setImmediate(() => resolve({ index: 0n, entries: [] })));
+      },
+    } as unknown as ConsulApi;
+    const lock = new ConsulLock({ client: stub, ttlMs: TTL, clock });
+    const warnings: unknown[] = [];
+    lock.on('warning', (e) => warnings.push(e));
+    const done = (async () => {
+      for await (const _ of lock.watch({ signal: ac.signal })) void _;
+    })();
+    // Small steps, so each read's continuation has run (a real macrotask) before time moves on.
+    for (let i = 0; i < 200; i++) await clock.advance(50);
+    ac.abort();
+    await done;
+    // Back-off 100, 200, 400, ... 5000 ms: at most ~10 reads in 10 s (the unfixed loop read 2,000+).
+    assert.ok(indexes.length <= 12, `${indexes.length} reads in 10 s`);
+    assert.deepEqual(indexes.slice(0, 3), [0n, 1n, 1n], 'after an index of 0 the next query blocks on index 1');
+    assert.equal(warnings.length, 1, 'one warning, not one per read');
+  });
 });
 
 describe('ConsulLock over HTTPS', () => {

@@ -201,6 +201,21 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     assert.equal((await raw.get(k).string()), 'operator');
   });
 
+  it('a 1 MB holder written by another tool: the warning quotes 256 characters and the size, the record keeps it whole (issue 13)', async () => {
+    const k = key();
+    const huge = 'h'.repeat(1_000_000);
+    await raw.put(k).value(huge);
+    const a = lock(k);
+    const warnings: Error[] = [];
+    a.on('warning', (w) => warnings.push(w));
+    assert.equal(await a.acquire('a'), undefined);
+    const w = warnings.find((x) => /without a lease/.test(x.message));
+    assert.ok(w, warnings.map((x) => x.message.slice(0, 200)).join('; '));
+    assert.ok(w.message.length < 600, `a ${w.message.length}-character warning`);
+    assert.ok(w.message.includes(`"${'h'.repeat(256)}"…(1000000 bytes)`), w.message);
+    assert.equal((await a.get()).leader?.holder.length, 1_000_000, 'LeaderRecord.holder is the full value');
+  });
+
   it('handover: nominee acquires at once, others hold back, nomination removed; Patroni failover record written', async () => {
     const scope = `/service/ho-${++n}`;
     const k = `${scope}/leader`;

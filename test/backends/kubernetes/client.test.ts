@@ -1,9 +1,11 @@
 import { describe, it, before, after } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeClient, staticResolver, type WatchEvent } from '../../../src/backends/kubernetes/index.js';
+import { KubeClient, endpointsResolver, execTokenSource, fileTokenSource, staticResolver, type WatchEvent } from '../../../src/backends/kubernetes/index.js';
 import { FakeKubeApiServer, VirtualClock } from '../../../src/testing/index.js';
 import { AbortedError, BackendUnavailableError, DeadlineExceededError, ForbiddenError, LeaderLockError } from '../../../src/core/errors.js';
 
@@ -261,5 +263,89 @@ process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/
       () => new KubeClient({ server: 'http://127.0.0.1:1', token: 'a', tokenFile: '/x', requestTimeoutMs: -1 }),
       (err: { problems?: string[] }) => err.problems?.length === 3,
     );
+  });
+});
+
+describe('KubeClient: the request deadline covers the token and the first API server list (issue 13)', () => {
+  let fake: FakeKubeApiServer;
+  let dir: string;
+  before(async () => {
+    fake = await FakeKubeApiServer.start({ nodes: 2 });
+    dir = await mkdtemp(join(tmpdir(), 'leaderlock-kube-deadline-'));
+  });
+  after(async () => {
+    await fake.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Rejection and how long it took (real time); gives up after 6 s so a hang fails instead of hanging. */
+  async function timed(p: Promise<unknown>): Promise<{ err: unknown; ms: number }> {
+    const t0 = performance.now();
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<'hung'>((r) => (bound = setTimeout(() => r('hung'), 6000)));
+    try {
+      const outcome = await Promise.race([p.then(() => 'resolved' as const), hung]);
+      assert.fail(`expected a rejection, the request ${outcome} after ${Math.round(performance.now() - t0)} ms`);
+    } catch (err) {
+      if (err instanceof assert.AssertionError) throw err;
+      return { err, ms: performance.now() - t0 };
+    } finally {
+      clearTimeout(bound);
+    }
+  }
+
+  it('a hung exec credential plugin: a 300 ms request settles in time with DeadlineExceededError', async () => {
+    // A plugin that never answers (the plugin's own limit is 30 s).
+    const plugin = join(dir, 'hung-plugin.mjs');
+    await writeFile(plugin, 'setTimeout(() => {}, 60_000);\n');
+    const tokenSource = execTokenSource({ command: process.execPath, args: [plugin] }, { timeoutMs: 5_000 });
+    const c = new KubeClient({ ...fake.clientOptions(), token: undefined, tokenSource, requestTimeoutMs: 300 });
+    try {
+      const { err, ms } = await timed(c.request({ method: 'GET', path: LEASES }));
+      assert.ok(err instanceof DeadlineExceededError, String(err));
+      assert.match((err as Error).message, /credential \(token file or exec plugin\) was not ready within the request.s deadline of 300 ms/);
+      assert.ok(ms < 1500, `settled after ${Math.round(ms)} ms`);
+      // The caller's signal still wins over the deadline.
+      const ac = new AbortController();
+      const slow = new KubeClient({ ...fake.clientOptions(), token: undefined, tokenSource, requestTimeoutMs: 10_000 });
+      const pending = timed(slow.request({ method: 'GET', path: LEASES, signal: ac.signal }));
+      setTimeout(() => ac.abort(), 50);
+      const aborted = await pending;
+      assert.ok(aborted.err instanceof AbortedError, String(aborted.err));
+      assert.ok(aborted.ms < 1500, `aborted after ${Math.round(aborted.ms)} ms`);
+      await slow.close();
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a hung token file read (a FIFO nobody writes): DeadlineExceededError within the deadline', async () => {
+    const fifo = join(dir, 'token-fifo');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const c = new KubeClient({ ...fake.clientOptions(), token: undefined, tokenSource: fileTokenSource(fifo), requestTimeoutMs: 300 });
+    try {
+      const { err, ms } = await timed(c.request({ method: 'GET', path: LEASES }));
+      assert.ok(err instanceof DeadlineExceededError, String(err));
+      assert.ok(ms < 1500, `settled after ${Math.round(ms)} ms`);
+    } finally {
+      // Unblock the reader (a libuv worker thread is stuck in open()) so the process can exit.
+      await writeFile(fifo, fake.token);
+      await c.close();
+    }
+  });
+
+  it('endpointsResolver: the first list wait is clamped to the request deadline', async () => {
+    // Every API server answers after 3 s: the list read (refreshTimeoutMs 2 s, twice) would take 4 s.
+    for (const n of fake.nodes) n.faults.latencyMs = 3000;
+    const c = new KubeClient({ ...fake.clientOptions(), resolver: endpointsResolver({ pick: () => 0 }), requestTimeoutMs: 300 });
+    c.on('warning', () => undefined);
+    try {
+      const { err, ms } = await timed(c.request({ method: 'GET', path: LEASES }));
+      assert.ok(err instanceof DeadlineExceededError, String(err));
+      assert.ok(ms < 1500, `settled after ${Math.round(ms)} ms`);
+    } finally {
+      for (const n of fake.nodes) n.heal();
+      await c.close();
+    }
   });
 });

@@ -468,6 +468,81 @@ describe('KubernetesLock watch stream and foreign writers', () => {
   });
 });
 
+describe('KubernetesLock with a foreign record of huge duration (issue 13)', () => {
+  // 3,000,000 s = 34.7 days: more than a Node timer's 2^31−1 ms, which Node fires after 1 ms.
+  const HUGE_S = 3_000_000;
+  const DAY = 86_400_000;
+  const records = {
+    Lease: (api: StubKubeApi) =>
+      api.objects.set(LEASE, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: 'demo', namespace: 'default', resourceVersion: '9' },
+        spec: { holderIdentity: 'other', leaseDurationSeconds: HUGE_S, acquireTime: '2026-01-01T00:00:00.000000Z', renewTime: '2026-01-01T00:00:00.000000Z', leaseTransitions: 1 },
+      }),
+    Endpoints: (api: StubKubeApi) =>
+      api.objects.set(EP, {
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'batman', namespace: 'default', resourceVersion: '9', annotations: { leader: 'pg-0', ttl: String(HUGE_S), acquireTime: '2026-01-01T00:00:00+00:00', renewTime: '2026-01-01T00:00:00+00:00', transitions: '3' } },
+      }),
+  };
+  for (const kind of ['Lease', 'Endpoints'] as const) {
+    it(`${kind}: the watch waits out the duration with a bounded number of timer firings, then reports it expired`, async () => {
+      const { api, clock, make, close } = setup(kind);
+      records[kind](api);
+      const ac = new AbortController();
+      try {
+        const w = make();
+        const seen: LockState[] = [];
+        const done = (async () => {
+          for await (const s of w.watch({ signal: ac.signal })) seen.push(s);
+        })();
+        await clock.advance(0);
+        assert.equal(seen.at(-1)?.leader?.live, true);
+        const fired = clock.firedTimers;
+        // 40 virtual days in 1-day steps (each step lets the watch's continuations run).
+        for (let d = 0; d < 40; d++) await clock.advance(DAY);
+        const firings = clock.firedTimers - fired;
+        // One chunk of 2^31−1 ms, then the rest: a handful. Without chunking Node re-arms every 1 ms.
+        assert.ok(firings <= 10, `${firings} timer firings over 40 days`);
+        assert.ok(seen.length <= 5, `${seen.length} states published`);
+        assert.equal(seen.at(-1)?.leader?.live, false, 'judged expired after its 34.7 days');
+        ac.abort();
+        await done;
+      } finally {
+        ac.abort();
+        await close();
+      }
+    });
+  }
+});
+
+describe('KubernetesLock: huge values from the store in messages (issue 13)', () => {
+  it('a 1 MB holder is kept whole in the record; a 1 MB malformed annotation is quoted cut in the error', async () => {
+    const { api, make, close } = setup('Endpoints');
+    try {
+      const huge = 'p'.repeat(1_000_000);
+      api.objects.set(EP, {
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'batman', namespace: 'default', resourceVersion: '9', annotations: { leader: huge, ttl: '30', acquireTime: '2026-01-01T00:00:00+00:00', renewTime: '2026-01-01T00:00:00+00:00', transitions: '3' } },
+      });
+      const a = make();
+      assert.equal((await a.get()).leader?.holder.length, 1_000_000, 'LeaderRecord.holder is the full value');
+      api.touch(EP, { metadata: { annotations: { renewTime: huge } } });
+      await assert.rejects(a.get(), (err: unknown) => {
+        assert.ok(err instanceof MalformedRecordError);
+        assert.ok(err.message.length < 600, `a ${err.message.length}-character message`);
+        assert.match(err.message, /…\(1000000 bytes\)/);
+        return true;
+      });
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('KubernetesLock pod role labels', () => {
   const POD = '/api/v1/namespaces/default/pods/pod-a';
 
