@@ -46,6 +46,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #ownSession: boolean;
   readonly #held = new Map<Term, wire.LeaseId>();
   readonly #releasing = new Set<Term>();
+  /** Terms whose key a background loop is still trying to delete (a release failed). */
+  readonly #retrying = new Set<Term>();
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
   #warnedForeign: bigint | undefined;
   #closed = false;
@@ -212,7 +214,12 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
         return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
       });
     } catch (err) {
-      throw mapEtcdError(err, 'etcd release');
+      const mapped = mapEtcdError(err, 'etcd release');
+      this.#releasing.delete(term);
+      // The key may still be ours on the server, and on a shared lease it would never expire (other
+      // locks keep the lease alive): keep trying the compare-and-delete in the background.
+      if (this.#held.has(term)) void this.#releaseInBackground(term, mapped);
+      throw mapped;
     } finally {
       this.#releasing.delete(term);
     }
@@ -223,6 +230,59 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     term.end(ok ? (handover ? 'handover' : 'released') : gone ? 'expired' : 'taken');
     log('%s released %s (token %s): %s%s', term.holder, this.key, term.token, ok, res.succeeded ? '' : ` (now: ${wire.rangeResults(res)[0]?.create_revision ?? 'absent'}, attempts ${attempts})`);
     return ok;
+  }
+
+  /**
+   * A release that failed (etcd unreachable, deadline) leaves the key on the server. On a lease only
+   * this lock renews it would expire after ttl; on a shared lease (`session` option) the other locks'
+   * renewals keep it alive for ever, and nobody — not even we — would take the lock again. So the
+   * compare-and-delete (`create_revision == token`, never a successor's key) is retried with back-off
+   * until it is confirmed, or the key is no longer ours (gone, recreated), or the lease it rides on is
+   * gone (revoked by close, expired, rotated: the key went with it). Only then is the term dropped
+   * from the held set, so the session sees "nothing held" again.
+   *
+   * Chosen over revoking the shared lease: a revoke would delete every other lock's key and end their
+   * terms, for a failure that is usually a short outage. The loop is bounded by the key's life: it
+   * cannot outlive the lease, and the session revokes that lease when it closes.
+   */
+  async #releaseInBackground(term: Term, first: LeaderLockError): Promise<void> {
+    if (this.#retrying.has(term)) return;
+    this.#retrying.add(term);
+    const lease = this.#held.get(term);
+    let delay = Math.min(200, this.ttlMs / 10);
+    let warned = false;
+    log('release of %s (token %s) failed (%s); retrying in the background', this.key, term.token, first.message);
+    try {
+      for (;;) {
+        if (!this.#held.has(term) || this.#held.get(term) !== lease) return; // released another way
+        if (this.session.closed || this.session.leaseId !== lease) {
+          log('release retry of %s (token %s): lease %s is gone, and the key with it', this.key, term.token, lease);
+          this.#unhold(term);
+          return;
+        }
+        await this.clock.sleep(delay).catch(() => undefined);
+        if (!this.#held.has(term) || this.#releasing.has(term)) continue;
+        try {
+          const res = await this.#txn('etcd release (retry)', wire.releaseTxn(this.#keys, term.token), undefined);
+          this.#unhold(term);
+          term.end(res.succeeded ? 'released' : wire.rangeResults(res)[0] ? 'taken' : 'expired');
+          log('release retry of %s (token %s): %s', this.key, term.token, res.succeeded ? 'deleted' : 'no longer ours');
+          return;
+        } catch (err) {
+          if (isLeaseGone(err)) {
+            this.session.leaseLost(lease!);
+            continue;
+          }
+          if (!warned) {
+            warned = true;
+            this.emit('warning', new LeaderLockError(`etcd key ${this.key} (token ${term.token}) could not be released; retrying until it is gone: ${mapEtcdError(err, 'etcd release').message}`, { backend: 'etcd', cause: err }));
+          }
+          delay = Math.min(delay * 2, this.ttlMs / 3);
+        }
+      }
+    } finally {
+      this.#retrying.delete(term);
+    }
   }
 
   /** One consistent (linearizable) read of the key and the nomination. */
@@ -249,7 +309,9 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     await Promise.allSettled([...this.#held.keys()].map((t) => this.release(t)));
     for (const t of [...this.#held.keys()]) {
       t.end('stopped');
-      this.#unhold(t);
+      // On a shared session the lease outlives this lock: a key whose release failed is left to its
+      // background retry, which ends when the key or the lease is gone.
+      if (this.#ownSession || !this.#retrying.has(t)) this.#unhold(t);
     }
     if (this.#ownSession) await this.session.close();
     else await this.session.detach();
