@@ -50,6 +50,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #retrying = new Set<Term>();
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
   #warnedForeign: bigint | undefined;
+  #warnedForeignSuccessor: bigint | undefined;
   #closed = false;
 
   constructor(options: EtcdLockOptions) {
@@ -118,6 +119,17 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       if (leader.lease === lease && leader.holder === holder) return this.#oursAlready(leader.token, signal);
       if (leader.foreign) this.#warnForeign(leader);
       return undefined;
+    }
+    if (successorKv && wire.isForeignSuccessor(successorKv)) {
+      // A lease-less nomination is no nomination: acquire past it (it stays; it is not ours to delete).
+      this.#warnForeignSuccessor(successorKv);
+      const res2 = await this.#txn('etcd acquire (past a lease-less nomination)', wire.acquireTxn(this.#keys, holder, lease, BigInt(successorKv.create_revision)), signal);
+      if (res2.succeeded) return { token: wire.revisionOf(res2) };
+      const [l2, s2] = wire.rangeResults(res2);
+      const stored = wire.storedLeader(l2);
+      if (stored) return stored.lease === lease && stored.holder === holder ? this.#oursAlready(stored.token, signal) : undefined;
+      // The nomination changed under us (a real one, or another lease-less one): decide again next round.
+      return s2 && !wire.isForeignSuccessor(s2) && s2.value.toString('utf8') === holder ? 'again' : undefined;
     }
     if (successorKv && successorKv.value.toString('utf8') === holder) {
       // 3. We are the nominee: take the key and remove the nomination in one revision.
@@ -345,6 +357,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined): LockState {
     const stored = wire.storedLeader(leader);
     if (stored?.foreign) this.#warnForeign(stored);
+    if (successor && wire.isForeignSuccessor(successor)) this.#warnForeignSuccessor(successor);
     return wire.toLockState(leader, successor, (lease) => this.#leaseTtl.get(lease) ?? this.ttlMs);
   }
 
@@ -369,6 +382,19 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       new LeaderLockError(`etcd key ${this.key} is held by ${JSON.stringify(leader.holder)} without a lease (written by etcdctl or another tool?): treated as held, never taken over; delete it to free the lock`, {
         backend: 'etcd',
       }),
+    );
+  }
+
+  #warnForeignSuccessor(kv: IKeyValue): void {
+    const rev = BigInt(kv.create_revision);
+    if (this.#warnedForeignSuccessor === rev) return;
+    this.#warnedForeignSuccessor = rev;
+    this.emit(
+      'warning',
+      new LeaderLockError(
+        `etcd key ${this.#keys.successor} nominates ${JSON.stringify(kv.value.toString('utf8').slice(0, 200))} without a lease (written by etcdctl or another tool?): a nomination must expire, so it is ignored; delete it`,
+        { backend: 'etcd' },
+      ),
     );
   }
 

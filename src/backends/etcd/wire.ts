@@ -61,9 +61,11 @@ function deleteOf(key: string): IRequestOp {
  * Acquire, the common case: create the leader key with our lease if it does not exist and nobody is
  * nominated. On failure etcd returns both keys (one consistent read) so the caller learns why.
  */
-export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId): ITxnRequest {
+export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId, ignoredSuccessor?: bigint): ITxnRequest {
+  // `ignoredSuccessor`: the create-revision of a lease-less nomination (not ours to delete, and no
+  // nomination at all: it would never expire). The txn still fails if a real one replaced it.
   return {
-    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n)],
+    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, ignoredSuccessor ?? 0n)],
     success: [putOf(keys.leader, holder, lease)],
     failure: [rangeOf(keys.leader), rangeOf(keys.successor)],
   };
@@ -144,6 +146,15 @@ export function storedLeader(kv: IKeyValue | undefined): StoredLeader | undefine
   };
 }
 
+/**
+ * A `<key>-successor` without a lease (etcdctl put, another tool). A nomination is a promise that
+ * expires by itself (release writes it on a fresh, never-renewed lease); one that never expires would
+ * block the election for ever, so it is ignored (and reported as a warning), never deleted.
+ */
+export function isForeignSuccessor(kv: IKeyValue | undefined): boolean {
+  return kv !== undefined && leaseOf(kv) === NO_LEASE;
+}
+
 export function leaseOf(kv: IKeyValue): LeaseId {
   const l = kv.lease;
   return l === undefined || l === null || l === '' ? NO_LEASE : String(l);
@@ -160,7 +171,8 @@ export function toLockState(leader: IKeyValue | undefined, successor: IKeyValue 
     const record: LeaderRecord = { holder: s.holder, token: s.token, ttlMs: s.foreign ? Number.POSITIVE_INFINITY : ttlMsOf(s.lease), live: true };
     state.leader = record;
   }
-  if (successor && successor.value.length > 0) state.successor = successor.value.toString('utf8');
+  // A nomination without a lease would hold everyone back for ever: it is no nomination (see isForeignSuccessor).
+  if (successor && successor.value.length > 0 && !isForeignSuccessor(successor)) state.successor = successor.value.toString('utf8');
   return state;
 }
 
