@@ -9,6 +9,7 @@ import { ConsulLock } from '../../src/backends/consul/index.js';
 import { explicitConfig } from '../../src/backends/kubernetes/config.js';
 import { MemoryLock, MemoryStore } from '../../src/backends/memory/index.js';
 import { ConfigError } from '../../src/core/errors.js';
+import { LeaderElector } from '../../src/index.js';
 
 function problems(fn: () => unknown): readonly string[] {
   try {
@@ -81,6 +82,10 @@ describe('identities with bidi or line-separator characters (core check, every b
         for (const l of [mem, et, co]) {
           await assert.rejects(() => l.acquire(holder), (err: unknown) => err instanceof ConfigError && /bidirectional-control or line-separator/.test(err.message), `${l.backend} ${JSON.stringify(holder)}`);
         }
+      }
+      for (const identity of bad) {
+        const p = problems(() => new LeaderElector(mem, { identity }));
+        assert.match(p.join('\n'), /identity must not contain bidirectional-control or line-separator characters/);
       }
       // Ordinary non-ASCII names stay allowed.
       assert.ok(await mem.acquire('nœud-é-東京'));
