@@ -25,7 +25,7 @@ after(async () => {
 });
 
 const lock = (key: string): EtcdLock => {
-  const l = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: 2000, requestTimeoutMs: 1000 });
+  const l = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: 2000, requestTimeoutMs: 1500 }); // generous: a loaded shared box
   cleanups.push(() => l.close());
   return l;
 };

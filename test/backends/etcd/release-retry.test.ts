@@ -15,7 +15,8 @@ import { BackendUnavailableError } from '../../../src/core/errors.js';
 import { startEtcd, waitHealthy, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
 const TTL = 2000;
-const RT = 1000;
+/** Generous per-call deadline: a fresh connection on a shared, loaded 2-core box can take a while. */
+const RT = 1500;
 let cluster: EtcdCluster;
 let raw: Etcd3;
 const cleanups: Array<() => Promise<unknown>> = [];
