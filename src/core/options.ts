@@ -74,6 +74,9 @@ export function checkDrift(p: Problems, drift: unknown): number {
   return typeof drift === 'number' ? drift : DEFAULT_DRIFT;
 }
 
+/** Invisible characters that reorder or break displayed text: bidi controls, NEL, line/paragraph separators. */
+export const UNSAFE_TEXT = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u0085\u2028\u2029]/;
+
 /** A holder identity: non-empty, no control characters (it ends up in keys, labels and logs). */
 export function checkIdentity(p: Problems, identity: unknown, name = 'identity'): string {
   if (typeof identity !== 'string' || identity.length === 0) {
@@ -84,6 +87,9 @@ export function checkIdentity(p: Problems, identity: unknown, name = 'identity')
   if (!p.check(identity.trim() !== '', `${name} must not be blank, got ${JSON.stringify(identity)}`)) return identity;
   // eslint-disable-next-line no-control-regex
   p.check(!/[\u0000-\u001f\u007f]/.test(identity), `${name} must not contain control characters`);
+  // Bidi controls make a name print as another one (Trojan Source); line/paragraph separators and NEL
+  // break log lines and headers just as '\n' does.
+  p.check(!UNSAFE_TEXT.test(identity), `${name} must not contain bidirectional-control or line-separator characters (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069, U+0085, U+2028, U+2029)`);
   p.check(identity.length <= 253, `${name} must be at most 253 characters, got ${identity.length}`);
   return identity;
 }

@@ -41,6 +41,8 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
   readonly #terms = new WeakSet<Term>();
   /** Terms that wrote `<key>-meta` (release removes it). */
   readonly #withMetadata = new WeakSet<Term>();
+  /** Terms whose key a background loop is still trying to delete (a release failed). */
+  readonly #retrying = new Set<Term>();
   readonly #closed = new AbortController();
   /** Patroni layout: Patroni's failover request, judged like our own nomination (see patroni/failover.ts). */
   #failover: FailoverJudge | undefined;
@@ -231,6 +233,73 @@ export class ConsulLock extends EventEmitter<LeaderLockEvents> implements Leader
   async release(term: Term, options: ReleaseOptions = {}): Promise<boolean> {
     this.#assertOwn(term);
     if (options.successor !== undefined) assertHolder(options.successor, 'consul');
+    const sid = this.#session.id;
+    try {
+      return await this.#release(term, options);
+    } catch (err) {
+      // The key may still be ours on the server, riding the session the other locks of this client
+      // keep renewing: it would never expire. Keep trying to delete it in the background.
+      if (sid !== undefined && err instanceof BackendUnavailableError) void this.#releaseInBackground(term, sid, err);
+      throw err;
+    }
+  }
+
+  /**
+   * A release that failed (agent unreachable) leaves the key on the server. With a session of its own
+   * the key would go when the session expires; but the session is shared by every lock on this client
+   * and their renewals keep it alive, so the key would stay for ever and nobody — not even we — would
+   * take the lock again. The read-check-`?cas` delete is retried with back-off until it lands, or the
+   * key is no longer this term's, or the session is gone (Consul deleted the key with it: behavior=delete).
+   * Chosen over destroying the shared session: that would end every other lock's term for a failure
+   * that is usually a short outage. Bounded by the key's life: the last lock to close destroys the session.
+   */
+  async #releaseInBackground(term: Term, sid: string, first: Error): Promise<void> {
+    if (this.#retrying.has(term)) return;
+    this.#retrying.add(term);
+    let delay = Math.min(500, this.ttlMs / 10);
+    let warned = false;
+    log('release of %s (token %s) failed (%s); retrying in the background', this.key, term.token, first.message);
+    try {
+      for (;;) {
+        if (this.#session.id !== sid) {
+          log('release retry of %s: session %s is gone, and the key with it', this.key, sid);
+          this.#endRetried(term, 'expired');
+          return;
+        }
+        await this.clock.sleep(delay).catch(() => undefined);
+        try {
+          const e = (await this.#client.kvGet(this.key)).entries[0];
+          if (!this.#isOurs(e, sid, term)) {
+            this.#endRetried(term, e === undefined ? 'expired' : 'taken');
+            return;
+          }
+          if (await this.#client.kvDelete(this.key, { cas: e.modifyIndex })) {
+            log('release retry of %s (token %s): deleted', this.key, term.token);
+            this.#endRetried(term, 'released');
+            return;
+          }
+        } catch (err) {
+          if (!warned) {
+            warned = true;
+            this.#warn(new LeaderLockError(`consul key ${this.key} (token ${term.token}) could not be released; retrying until it is gone: ${(err as Error).message}`, { backend: 'consul', cause: err }));
+          }
+          delay = Math.min(delay * 2, this.ttlMs / 3);
+        }
+      }
+    } finally {
+      this.#retrying.delete(term);
+    }
+  }
+
+    /** The background release is done: end the term; drop the claim unless a newer term of ours holds it. */
+  #endRetried(term: Term, reason: LostReason): void {
+    term.end(reason);
+    if (this.#term !== term) return;
+    this.#term = undefined;
+    this.#session.unclaim(this.key, this);
+  }
+
+async #release(term: Term, options: ReleaseOptions): Promise<boolean> {
     const o = this.#o;
     const reason: LostReason = options.successor !== undefined ? 'handover' : 'released';
     const sid = this.#session.id;

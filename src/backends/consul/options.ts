@@ -50,6 +50,9 @@ export interface ResolvedConsulLockOptions {
   requestTimeoutMs: number;
 }
 
+/** Longest key we accept, in UTF-8 bytes (as the etcd backend). */
+export const MAX_KEY_BYTES = 1536;
+
 export const SESSION_TTL_MIN_S = 10;
 export const SESSION_TTL_MAX_S = 86_400;
 
@@ -64,7 +67,10 @@ export function resolveConsulLockOptions(o: ConsulLockOptions): { options: Reado
     key = rawKey.replace(/^\/+/, '');
     p.check(key.length > 0, 'key must not be empty');
     p.check(!key.endsWith('/'), `key must not end with '/', got ${JSON.stringify(rawKey)}`);
-    p.check(!key.includes('//'), `key must not contain '//', got ${JSON.stringify(rawKey)}`);
+    p.check(!key.includes('//'), `key must not contain '//', got ${JSON.stringify(rawKey.slice(0, 80))}`);
+    // Consul takes keys up to its HTTP request-line limits; every watch and session read carries the
+    // key, and '-successor' is appended: bound it as the etcd backend does.
+    p.check(Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES, `key must be at most ${MAX_KEY_BYTES} bytes (UTF-8), got ${Buffer.byteLength(key, 'utf8')}`);
     // eslint-disable-next-line no-control-regex
     p.check(!/[\u0000-\u001f\u007f?#]/.test(key), `key must not contain control characters, '?' or '#', got ${JSON.stringify(rawKey)}`);
   }

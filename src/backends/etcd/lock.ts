@@ -48,12 +48,15 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   readonly #ownSession: boolean;
   readonly #held = new Map<Term, wire.LeaseId>();
   readonly #releasing = new Set<Term>();
+  /** Terms whose key a background loop is still trying to delete (a release failed). */
+  readonly #retrying = new Set<Term>();
   readonly #leaseTtl = new Map<wire.LeaseId, number>();
   /** Records built with our own ttl as a stand-in because their holder's lease TTL was not known yet. */
   readonly #unknownLease = new WeakMap<LeaderRecord, wire.LeaseId>();
   /** Patroni layout: Patroni's failover request, judged like our own nomination (see patroni/failover.ts). */
   readonly #failover: FailoverJudge;
   #warnedForeign: bigint | undefined;
+  #warnedForeignSuccessor: bigint | undefined;
   #closed = false;
   #orphanCheck: Promise<void> | undefined;
 
@@ -144,6 +147,17 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     }
     const [, , failoverKv, memberKv] = wire.rangeResults(res);
     if (memberKv) throw patroniNameClash('etcd', this.key, holder, wire.memberKey(this.#keys, holder)!);
+    if (successorKv && wire.isForeignSuccessor(successorKv)) {
+      // A lease-less nomination is no nomination: acquire past it (it stays; it is not ours to delete).
+      this.#warnForeignSuccessor(successorKv);
+      const res2 = await this.#txn('etcd acquire (past a lease-less nomination)', wire.acquireTxn(this.#keys, holder, lease, metadata, BigInt(successorKv.create_revision)), signal);
+      if (res2.succeeded) return { token: wire.revisionOf(res2) };
+      const [l2, s2] = wire.rangeResults(res2);
+      const stored = wire.storedLeader(l2);
+      if (stored) return stored.lease === lease && stored.holder === holder ? this.#oursAlready(stored.token, signal) : undefined;
+      // The nomination changed under us (a real one, or another lease-less one): decide again next round.
+      return s2 && !wire.isForeignSuccessor(s2) && s2.value.toString('utf8') === holder ? 'again' : undefined;
+    }
     if (successorKv && successorKv.value.toString('utf8') === holder) {
       // 3. We are the nominee: take the key and remove the nomination in one revision.
       const res2 = await this.#txn('etcd acquire (nominee)', wire.nomineeAcquireTxn(this.#keys, holder, lease, metadata), signal);
@@ -249,11 +263,12 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
         return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
       });
     } catch (err) {
-      // The key may stay on the lease, alive as long as the other locks of the session keep it so:
-      // keep trying in the background (the caller decided to release; it may not call again).
-      const lease = this.#held.get(term);
-      if (lease) queueMicrotask(() => this.#resolveOrphan(term.holder, lease));
-      throw mapEtcdError(err, 'etcd release');
+      const mapped = mapEtcdError(err, 'etcd release');
+      this.#releasing.delete(term);
+      // The key may still be ours on the server, and on a shared lease it would never expire (other
+      // locks keep the lease alive): keep trying the compare-and-delete in the background.
+      if (this.#held.has(term)) void this.#releaseInBackground(term, mapped);
+      throw mapped;
     } finally {
       this.#releasing.delete(term);
     }
@@ -264,6 +279,59 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     term.end(ok ? (handover ? 'handover' : 'released') : gone ? 'expired' : 'taken');
     log('%s released %s (token %s): %s%s', term.holder, this.key, term.token, ok, res.succeeded ? '' : ` (now: ${wire.rangeResults(res)[0]?.create_revision ?? 'absent'}, attempts ${attempts})`);
     return ok;
+  }
+
+  /**
+   * A release that failed (etcd unreachable, deadline) leaves the key on the server. On a lease only
+   * this lock renews it would expire after ttl; on a shared lease (`session` option) the other locks'
+   * renewals keep it alive for ever, and nobody — not even we — would take the lock again. So the
+   * compare-and-delete (`create_revision == token`, never a successor's key) is retried with back-off
+   * until it is confirmed, or the key is no longer ours (gone, recreated), or the lease it rides on is
+   * gone (revoked by close, expired, rotated: the key went with it). Only then is the term dropped
+   * from the held set, so the session sees "nothing held" again.
+   *
+   * Chosen over revoking the shared lease: a revoke would delete every other lock's key and end their
+   * terms, for a failure that is usually a short outage. The loop is bounded by the key's life: it
+   * cannot outlive the lease, and the session revokes that lease when it closes.
+   */
+  async #releaseInBackground(term: Term, first: LeaderLockError): Promise<void> {
+    if (this.#retrying.has(term)) return;
+    this.#retrying.add(term);
+    const lease = this.#held.get(term);
+    let delay = Math.min(200, this.ttlMs / 10);
+    let warned = false;
+    log('release of %s (token %s) failed (%s); retrying in the background', this.key, term.token, first.message);
+    try {
+      for (;;) {
+        if (!this.#held.has(term) || this.#held.get(term) !== lease) return; // released another way
+        if (this.session.closed || this.session.leaseId !== lease) {
+          log('release retry of %s (token %s): lease %s is gone, and the key with it', this.key, term.token, lease);
+          this.#unhold(term);
+          return;
+        }
+        await this.clock.sleep(delay).catch(() => undefined);
+        if (!this.#held.has(term) || this.#releasing.has(term)) continue;
+        try {
+          const res = await this.#txn('etcd release (retry)', wire.releaseTxn(this.#keys, term.token), undefined);
+          this.#unhold(term);
+          term.end(res.succeeded ? 'released' : wire.rangeResults(res)[0] ? 'taken' : 'expired');
+          log('release retry of %s (token %s): %s', this.key, term.token, res.succeeded ? 'deleted' : 'no longer ours');
+          return;
+        } catch (err) {
+          if (isLeaseGone(err)) {
+            this.session.leaseLost(lease!);
+            continue;
+          }
+          if (!warned) {
+            warned = true;
+            this.emit('warning', new LeaderLockError(`etcd key ${this.key} (token ${term.token}) could not be released; retrying until it is gone: ${mapEtcdError(err, 'etcd release').message}`, { backend: 'etcd', cause: err }));
+          }
+          delay = Math.min(delay * 2, this.ttlMs / 3);
+        }
+      }
+    } finally {
+      this.#retrying.delete(term);
+    }
   }
 
   /** One consistent (linearizable) read of the key and the nomination. */
@@ -336,7 +404,9 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     await Promise.allSettled([...this.#held.keys()].map((t) => this.release(t)));
     for (const t of [...this.#held.keys()]) {
       t.end('stopped');
-      this.#unhold(t);
+      // On a shared session the lease outlives this lock: a key whose release failed is left to its
+      // background retry, which ends when the key or the lease is gone.
+      if (this.#ownSession || !this.#retrying.has(t)) this.#unhold(t);
     }
     if (this.#ownSession) await this.session.close();
     else await this.session.detach();
@@ -370,6 +440,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   #toState(leader: IKeyValue | undefined, successor: IKeyValue | undefined, meta?: IKeyValue): LockState {
     const stored = wire.storedLeader(leader);
     if (stored?.foreign) this.#warnForeign(stored);
+    if (successor && wire.isForeignSuccessor(successor)) this.#warnForeignSuccessor(successor);
     let unknown: wire.LeaseId | undefined;
     const state = wire.toLockState(leader, successor, (lease) => {
       const known = this.#leaseTtl.get(lease);
@@ -401,6 +472,19 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       new LeaderLockError(`etcd key ${this.key} is held by ${quoteValue(leader.holder)} without a lease (written by etcdctl or another tool?): treated as held, never taken over; delete it to free the lock`, {
         backend: 'etcd',
       }),
+    );
+  }
+
+  #warnForeignSuccessor(kv: IKeyValue): void {
+    const rev = BigInt(kv.create_revision);
+    if (this.#warnedForeignSuccessor === rev) return;
+    this.#warnedForeignSuccessor = rev;
+    this.emit(
+      'warning',
+      new LeaderLockError(
+        `etcd key ${this.#keys.successor} nominates ${JSON.stringify(kv.value.toString('utf8').slice(0, 200))} without a lease (written by etcdctl or another tool?): a nomination must expire, so it is ignored; delete it`,
+        { backend: 'etcd' },
+      ),
     );
   }
 

@@ -62,6 +62,34 @@ export function closeStream(stream: { end(): void; cancel(): void }): void {
 }
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
+/**
+ * Names the reason a connection failed, from gRPC's text: refused port, unknown host, a server
+ * certificate we do not trust (wrong CA), our client certificate missing or refused. Undefined when
+ * the text says none of these.
+ */
+export function connectionProblem(text: string): string | undefined {
+  if (/ECONNREFUSED|connection refused/i.test(text)) return 'connection refused (nothing listens on that port)';
+  if (/ENOTFOUND|EAI_AGAIN|name resolution failed|DNS resolution failed|getaddrinfo/i.test(text)) return 'unknown host (name resolution failed)';
+  if (/self[- ]signed|unable to (get|verify)|CERT_|certificate verify failed|UNABLE_TO_VERIFY|Hostname\/IP does not match|ERR_TLS_CERT/i.test(text)) {
+    return "TLS: the server's certificate is not trusted (wrong tls.ca?)";
+  }
+  if (/certificate required|bad certificate|alert number 4[0-9]|sslv3 alert|tlsv13 alert|handshake failure/i.test(text)) {
+    return 'TLS: the server refused the connection during the handshake (client certificate missing or not trusted? set tls.cert and tls.key)';
+  }
+  if (/ECONNRESET|socket hang up|Connection dropped/i.test(text)) return 'the connection was reset';
+  return undefined;
+}
+
+/**
+ * The deadline ran out after attempts that failed for a reason (refused, unknown host, TLS, no
+ * leader…): say the reason first. Still a `DeadlineExceededError`: the call's time is what ran out.
+ */
+function diagnosed(err: LeaderLockError, what: string, timeoutMs: number): LeaderLockError {
+  const problem = connectionProblem(err.message);
+  const text = `${what}: ${problem ? `${problem}; ` : ''}gave up after ${timeoutMs} ms (${err.message})`;
+  return new DeadlineExceededError(text, { backend: 'etcd', cause: err, status: err.status });
+}
+
 /** One etcd3 client per endpoint, so we decide which member gets each call (Patroni's strategy). */
 export function connectMembers(options: EtcdConnectOptions): Member[] {
   return options.endpoints.map((endpoint) => {
@@ -128,11 +156,16 @@ export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
     const start = systemClock.now();
     const tried = new Set<Member>();
     let last: LeaderLockError | undefined;
+    /** The most telling failure so far: the latest one that was not a bare deadline. */
+    let telling: LeaderLockError | undefined;
     for (let attempt = 0; ; attempt++) {
       if (this.#closed) throw new AbortedError(`${what}: etcd client closed`, { backend: 'etcd' });
       if (opts.signal?.aborted) throw new AbortedError(`${what} aborted`, { backend: 'etcd', cause: opts.signal.reason });
       const remaining = opts.timeoutMs - (systemClock.now() - start);
       if (remaining <= 0) {
+        // The retries of a connection that cannot be made end in gRPC's "Deadline exceeded … waiting
+        // for name resolution", whatever the reason was: report the reason an earlier attempt knew.
+        if (telling && !(telling instanceof DeadlineExceededError)) throw diagnosed(telling, what, opts.timeoutMs);
         if (last instanceof DeadlineExceededError) throw last;
         throw new DeadlineExceededError(`${what} did not complete within ${opts.timeoutMs} ms`, { backend: 'etcd', cause: last });
       }
@@ -147,6 +180,7 @@ export class EtcdMembers extends EventEmitter<{ switch: [MemberSwitch] }> {
         const mapped = mapEtcdError(err, `${what} via ${member.name}`);
         if (!isRetryable(mapped)) throw mapped;
         last = mapped;
+        if (!(mapped instanceof DeadlineExceededError) || !telling) telling = mapped;
         this.failed(member, mapped.message);
         // One member (or all tried): back off a little before the next try, within the deadline.
         if (this.#members.length === 1 || tried.size >= this.#members.length) {

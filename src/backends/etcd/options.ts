@@ -41,14 +41,31 @@ export interface ResolvedSessionOptions {
   clock: Clock | undefined;
 }
 
+/** `endpoints` as a list of strings; a wrong type is a problem, never a default (null is not "unset"). */
+function resolveEndpoints(o: EtcdSessionOptions, p: Problems): string[] {
+  const e: unknown = o.endpoints;
+  if (e === undefined) return o.client ? [] : ['http://127.0.0.1:2379'];
+  if (typeof e === 'string') return [e];
+  if (Array.isArray(e) && e.every((x) => typeof x === 'string')) return [...(e as string[])];
+  p.add(`endpoints must be a URL string or an array of URL strings (e.g. ['http://127.0.0.1:2379']), got ${e === null ? 'null' : Array.isArray(e) ? 'an array with a non-string' : `${typeof e} ${String(e)}`}`);
+  return [];
+}
+
+/**
+ * Longest leader key we accept, in UTF-8 bytes. etcd itself takes keys up to its request limit
+ * (1.5 MiB), but every watcher and every txn carries the key, and `-successor` is appended: a key
+ * this long is a mistake, not a name.
+ */
+export const MAX_KEY_BYTES = 1536;
+
 const toBuffer = (p: Pem | undefined): Buffer | undefined => (p === undefined ? undefined : Buffer.isBuffer(p) ? p : Buffer.from(p, 'utf8'));
 
-export function resolveSessionOptions(o: EtcdSessionOptions, shared?: Problems): ResolvedSessionOptions {
-  // Without a caller's Problems (new EtcdSession), broken rules throw here; they used to be collected and dropped.
-  const p = shared ?? new Problems();
+/** Checks the connection options; throws a `ConfigError` listing every problem unless `problems` collects them for the caller. */
+export function resolveSessionOptions(o: EtcdSessionOptions, problems?: Problems): ResolvedSessionOptions {
+  const p = problems ?? new Problems();
   checkDurations(p, o);
   const ttlMs = checkTtl(p, o.ttlMs, { minMs: 1000 });
-  const endpoints = typeof o.endpoints === 'string' ? [o.endpoints] : [...(o.endpoints ?? (o.client ? [] : ['http://127.0.0.1:2379']))];
+  const endpoints = resolveEndpoints(o, p);
   if (o.client && o.endpoints !== undefined) p.add('give either client or endpoints, not both');
   if (!o.client) p.check(endpoints.length > 0, 'endpoints must list at least one etcd member URL');
   const schemes = new Set<string>();
@@ -63,6 +80,9 @@ export function resolveSessionOptions(o: EtcdSessionOptions, shared?: Problems):
       p.add(`endpoint ${JSON.stringify(e)} must be a URL like http://host:2379 or https://host:2379 (scheme, host and port, no path)`);
       continue;
     }
+    // new URL() accepts these, and gRPC would dial port 0 or silently drop the rest.
+    if (Number(url.port) < 1 || Number(url.port) > 65535) p.add(`endpoint ${JSON.stringify(e)}: port must be 1–65535, got ${url.port}`);
+    if (url.search || url.hash || e.includes('?') || e.includes('#')) p.add(`endpoint ${JSON.stringify(e)} must not have a query string or fragment`);
     if (url.username || url.password) p.add(`endpoint ${JSON.stringify(url.host)} must not carry credentials; use username/password`);
     schemes.add(url.protocol);
   }
@@ -79,7 +99,7 @@ export function resolveSessionOptions(o: EtcdSessionOptions, shared?: Problems):
       requestTimeoutMs = o.requestTimeoutMs;
     }
   }
-  if (!shared) p.throwIfAny('etcd');
+  if (!problems) p.throwIfAny('etcd');
   return {
     endpoints,
     client: o.client,
@@ -119,6 +139,9 @@ export function resolveKey(o: EtcdLockKeyOptions, p: Problems): { key: string; d
     // eslint-disable-next-line no-control-regex
     else if (/[\u0000-\u001f\u007f]/.test(key)) p.add('key must not contain control characters');
     else if (key.endsWith('/')) p.add(`key must not end with '/', got ${JSON.stringify(key)}`);
+  }
+  if (typeof key === 'string' && Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    p.add(`key must be at most ${MAX_KEY_BYTES} bytes (UTF-8), got ${Buffer.byteLength(key, 'utf8')}${o.scope !== undefined ? ' (from scope and prefix)' : ''}`);
   }
   return { key, drift };
 }

@@ -94,6 +94,11 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     return this.#grantedTtlMs;
   }
 
+  /** @internal How many terms' keys are known to ride on the lease (0: nothing held). */
+  get holding(): number {
+    return this.#holding;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

@@ -70,10 +70,12 @@ function deleteOf(key: string): IRequestOp {
  * Acquire, the common case: create the leader key with our lease if it does not exist and nobody is
  * nominated. On failure etcd returns both keys (one consistent read) so the caller learns why.
  */
-export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId, metadata?: string): ITxnRequest {
+export function acquireTxn(keys: LockKeys, holder: string, lease: LeaseId, metadata?: string, ignoredSuccessor?: bigint): ITxnRequest {
+  // `ignoredSuccessor`: the create-revision of a lease-less nomination (not ours to delete, and no
+  // nomination at all: it would never expire). The txn still fails if a real one replaced it.
   const { compare, failure } = patroniGuards(keys, holder);
   return {
-    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, 0n), ...compare],
+    compare: [createRevisionIs(keys.leader, 0n), createRevisionIs(keys.successor, ignoredSuccessor ?? 0n), ...compare],
     success: [putOf(keys.leader, holder, lease), ...metaPut(keys, lease, metadata)],
     failure: [rangeOf(keys.leader), rangeOf(keys.successor), ...failure],
   };
@@ -201,6 +203,15 @@ export function storedLeader(kv: IKeyValue | undefined): StoredLeader | undefine
   };
 }
 
+/**
+ * A `<key>-successor` without a lease (etcdctl put, another tool). A nomination is a promise that
+ * expires by itself (release writes it on a fresh, never-renewed lease); one that never expires would
+ * block the election for ever, so it is ignored (and reported as a warning), never deleted.
+ */
+export function isForeignSuccessor(kv: IKeyValue | undefined): boolean {
+  return kv !== undefined && leaseOf(kv) === NO_LEASE;
+}
+
 export function leaseOf(kv: IKeyValue): LeaseId {
   const l = kv.lease;
   return l === undefined || l === null || l === '' ? NO_LEASE : String(l);
@@ -221,7 +232,8 @@ export function toLockState(leader: IKeyValue | undefined, successor: IKeyValue 
     if (meta && BigInt(meta.mod_revision) === s.token) record.metadata = meta.value.toString('utf8');
     state.leader = record;
   }
-  if (successor && successor.value.length > 0) state.successor = successor.value.toString('utf8');
+  // A nomination without a lease would hold everyone back for ever: it is no nomination (see isForeignSuccessor).
+  if (successor && successor.value.length > 0 && !isForeignSuccessor(successor)) state.successor = successor.value.toString('utf8');
   return state;
 }
 

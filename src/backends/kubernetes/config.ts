@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import type { Clock } from '../../core/clock.js';
 import { ConfigError } from '../../core/errors.js';
 import { Problems, checkDurations } from '../../core/options.js';
-import { execTokenSource, fileTokenSource, staticTokenSource, type ExecCredentialConfig, type TokenSource } from './credentials.js';
+import { checkToken, execTokenSource, fileTokenSource, staticTokenSource, type ExecCredentialConfig, type TokenSource } from './credentials.js';
 
 /**
  * Where the API server is and how to authenticate: explicit options, else the in-cluster service
@@ -194,6 +194,7 @@ export function kubeconfigConfig(options: KubeconfigOptions = {}): KubeConnectio
   p.check(u.username === undefined, 'basic auth (username/password) is not supported, use a token or client certificate instead');
   p.check(u['auth-provider'] === undefined, 'auth-provider is not supported, use an exec credential plugin instead');
   p.check(!!u.exec?.command || u.exec === undefined, 'exec credential plugin has no command');
+  checkToken(p, u.token, 'kubeconfig user token');
   p.throwIfAny('kubernetes');
 
   const pem = (data: string | undefined, file: string | undefined, dir: string): string | undefined =>
@@ -258,6 +259,7 @@ export function explicitConfig(options: ExplicitConnectionOptions): KubeConnecti
   p.check(!server || server.protocol === 'https:', `server must be https, got ${server?.protocol}`);
   p.check(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, `requestTimeoutMs must be > 0, got ${options.requestTimeoutMs}`);
   p.check([options.token, options.tokenFile, options.tokenSource].filter((x) => x !== undefined).length <= 1, 'give at most one of token, tokenFile, tokenSource');
+  checkToken(p, options.token);
   p.throwIfAny('kubernetes');
   const host = server!.hostname.replace(/^\[|\]$/g, '');
   const clockOpt = options.clock ? { clock: options.clock } : {};

@@ -17,6 +17,18 @@ export interface TokenSource {
 
 export const TOKEN_REREAD_MS = 60_000;
 
+/**
+ * A bearer token goes into an HTTP header: a newline (or any control character) would split the
+ * header or be refused by undici far from the option that caused it. Reported as a construction
+ * problem, never with the token's text.
+ */
+export function checkToken(p: { check(ok: boolean, problem: string): boolean }, token: unknown, name = 'token'): void {
+  if (token === undefined) return;
+  if (!p.check(typeof token === 'string' && token.length > 0, `${name} must be a non-empty string`)) return;
+  // eslint-disable-next-line no-control-regex
+  p.check(!/[\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(token as string), `${name} must not contain a newline or other control characters (a trailing newline from a file? trim it)`);
+}
+
 /** A fixed token (explicit option or a kubeconfig `token`). */
 export function staticTokenSource(token: string | undefined): TokenSource {
   return { get: async () => token, invalidate: () => {} };
