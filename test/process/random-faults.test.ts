@@ -9,11 +9,11 @@ import type { Line } from './harness.js';
  * Issue 13 item 5: randomized fault schedules on real processes (two elector processes, two
  * `leaderlock run` supervisors) and a real 3-member etcd; see fault-schedule.ts. `npm test` runs 2
  * short schedules; LEADERLOCK_FAULT_SCHEDULES=100 runs 100 (LEADERLOCK_FAULT_SCHEDULE_MS per
- * schedule, default 12000; LEADERLOCK_FAULT_SEED fixes the first seed, the others follow it).
+ * schedule, default 10000; LEADERLOCK_FAULT_SEED fixes the first seed, the others follow it).
  * Every schedule prints its seed; a violation prints the seed and the event timeline.
  */
 const SCHEDULES = Number(process.env.LEADERLOCK_FAULT_SCHEDULES ?? 2);
-const SCHEDULE_MS = Number(process.env.LEADERLOCK_FAULT_SCHEDULE_MS ?? 12_000);
+const SCHEDULE_MS = Number(process.env.LEADERLOCK_FAULT_SCHEDULE_MS ?? 10_000);
 const FIRST_SEED = process.env.LEADERLOCK_FAULT_SEED ? Number(process.env.LEADERLOCK_FAULT_SEED) : Math.floor(Math.random() * 2 ** 31);
 for (const [name, v] of [['LEADERLOCK_FAULT_SCHEDULES', SCHEDULES], ['LEADERLOCK_FAULT_SCHEDULE_MS', SCHEDULE_MS], ['LEADERLOCK_FAULT_SEED', FIRST_SEED]] as const) {
   if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${String(v)}`);
