@@ -9,7 +9,9 @@ import type { Line } from './harness.js';
  * Issue 13 item 5: randomized fault schedules on real processes (two elector processes, two
  * `leaderlock run` supervisors) and a real 3-member etcd; see fault-schedule.ts. `npm test` runs 2
  * short schedules; LEADERLOCK_FAULT_SCHEDULES=100 runs 100 (LEADERLOCK_FAULT_SCHEDULE_MS per
- * schedule, default 10000; LEADERLOCK_FAULT_SEED fixes the first seed, the others follow it).
+ * schedule, default 10000; LEADERLOCK_FAULT_SEED fixes the first seed, the others follow it). A long
+ * run goes past `npm test`'s 300 s per file: run this file with node directly, e.g.
+ * `LEADERLOCK_FAULT_SCHEDULES=100 node --conditions=source --import tsx --test --test-timeout=0 test/process/random-faults.test.ts`.
  * Every schedule prints its seed; a violation prints the seed and the event timeline.
  */
 const SCHEDULES = Number(process.env.LEADERLOCK_FAULT_SCHEDULES ?? 2);
