@@ -20,14 +20,23 @@ import { fileURLToPath } from 'node:url';
 export const CLI = process.env.LEADERLOCK_HARNESS_CLI ?? fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 // The guarded command: appends a line every 20 ms; IGNORE_TERM=1 ignores SIGTERM like a stuck daemon.
+// With LEADERLOCK_FENCED_URL it also POSTs each write (stamp, identity, token) to the fenced resource.
 const WRITER = `
 const fs = require('node:fs');
 const [file, id] = process.argv.slice(2);
+const url = process.env.LEADERLOCK_FENCED_URL;
 if (process.env.IGNORE_TERM === '1') process.on('SIGTERM', () => {});
-const line = () => fs.appendFileSync(file, (Number(process.hrtime.bigint() / 1000n) / 1000).toFixed(3) + ' ' + id + ' ' + process.env.LEADERLOCK_TOKEN + ' ' + process.pid + '\\n');
+const line = () => {
+  const at = Number(process.hrtime.bigint() / 1000n) / 1000;
+  fs.appendFileSync(file, at.toFixed(3) + ' ' + id + ' ' + process.env.LEADERLOCK_TOKEN + ' ' + process.pid + '\\n');
+  if (url) fetch(url, { method: 'POST', body: JSON.stringify({ holder: id, token: process.env.LEADERLOCK_TOKEN, pid: process.pid, at }), signal: AbortSignal.timeout(1000) }).catch(() => {});
+};
 line();
 setInterval(line, 20);
 `;
+
+/** The plain elector process (EtcdLock + LeaderElector.runWhileLeader doing guarded actions). */
+const ELECTOR = fileURLToPath(new URL('./elector-proc.ts', import.meta.url));
 
 export interface Line {
   at: number;
@@ -50,6 +59,8 @@ export class Harness {
   readonly writer = join(this.dir, 'writer.cjs');
   readonly #children: ChildProcess[] = [];
   readonly #servers: Server[] = [];
+  /** The line file as `killAll()` left it (the directory is gone after). */
+  linesSnapshot: Line[] = [];
 
   constructor() {
     writeFileSync(this.writer, WRITER);
@@ -63,6 +74,18 @@ export class Harness {
     this.#children.push(child);
     const s = new Supervisor(identity, child);
     return s;
+  }
+
+  /**
+   * A plain elector process (test/process/elector-proc.ts) on `key`, acting every 20 ms against
+   * `resource` while it leads. Its actions go to the same line file as the commands. Returned as a
+   * `Supervisor` handle: it prints the same "elected with token N" / "leadership lost" lines.
+   */
+  elector(identity: string, opts: { endpoints: readonly string[]; key: string; ttlMs: number; resource: string }): Supervisor {
+    const args = ['--conditions=source', '--import', 'tsx', ELECTOR, this.log, identity, opts.resource, opts.key, opts.endpoints.join(','), String(opts.ttlMs)];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBUG: '' }, detached: true });
+    this.#children.push(child);
+    return new Supervisor(identity, child);
   }
 
   lines(): Line[] {
@@ -151,6 +174,14 @@ export class Harness {
     });
   }
 
+  /** The pid of the guarded command (the writer) `identity`'s supervisor runs, if any. */
+  commandOf(identity: string): number | undefined {
+    return marked(this.dir).find((pid) => {
+      const argv = cmdline(pid);
+      return argv.includes(this.writer) && !argv.some((a) => /reaper\.(ts|js)$/.test(a)) && argv.at(-1) === identity && !argv.includes('run');
+    });
+  }
+
   /**
    * SIGKILLs every process whose command line carries this harness's directory (supervisors,
    * reapers, commands — escaped or not), closes the forwarders, removes the directory.
@@ -167,6 +198,7 @@ export class Harness {
       await sleep(25);
     }
     for (const s of this.#servers) s.close();
+    this.linesSnapshot = this.lines();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -177,8 +209,19 @@ export interface Forwarder {
   thaw(): void;
 }
 
+/** One progress line of a supervisor or elector process, stamped on arrival (the writers' clock). */
+export interface ProcEvent {
+  at: number;
+  identity: string;
+  text: string;
+}
+
 export class Supervisor {
   stderr = '';
+  /** Progress lines that matter for a timeline: elected, lost, command exited, warnings. */
+  readonly events: ProcEvent[] = [];
+  /** The token of the term this process says it holds (from its progress lines), if any. */
+  leading: string | undefined;
   /** When (the writers' clock, ms) the line saying it won a term arrived, per token. */
   readonly electedAt = new Map<string, number>();
   readonly exited: Promise<number | null>;
@@ -190,8 +233,21 @@ export class Supervisor {
       const at = monotonicMs();
       this.stderr += d.toString();
       for (const m of d.toString().matchAll(/elected with token (\d+)/g)) if (!this.electedAt.has(m[1]!)) this.electedAt.set(m[1]!, at);
+      for (const text of d.toString().split('\n')) {
+        const won = /elected with token (\d+)/.exec(text);
+        if (won) this.leading = won[1];
+        else if (/leadership lost|exited with|waiting to be elected/.test(text)) this.leading = undefined;
+        if (/elected|lost|exited|warning|watchdog|cannot/.test(text)) this.events.push({ at, identity, text: text.trim().slice(0, 200) });
+      }
     });
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        this.leading = undefined;
+        const last = this.stderr.trim().split('\n').at(-1) ?? '';
+        this.events.push({ at: monotonicMs(), identity, text: `process exited (${signal ?? `code ${code}`}); last line: ${last.slice(0, 200)}` });
+        resolve(code);
+      }),
+    );
   }
   get pid(): number {
     return this.child.pid!;
