@@ -117,14 +117,30 @@ export function asFlags(problem: string): string {
 }
 
 /** Fails fast with exit 69 when the backend cannot be reached at all, before anything else starts. */
+/**
+ * Start-up check: the backend answers a read within the bound, or `run`/`watch` exit 69 at once rather
+ * than campaign blind. A read that timed out is tried again while the bound lasts: on a busy host one
+ * slow answer, or one frozen member of several (the next try goes to another member), is no outage.
+ * Other errors (refused everywhere, forbidden) are reported at once.
+ */
 async function probe(lock: LeaderLock, c: Connection, clock: Clock): Promise<void> {
   const boundMs = c.requestTimeoutMs !== undefined ? 2 * c.requestTimeoutMs + 1000 : 15_000;
+  const until = clock.now() + boundMs;
   const ac = new AbortController();
+  const outOfTime = new DeadlineExceededError(`no answer from the ${lock.backend ?? 'backend'} within ${boundMs} ms`, { backend: 'cli' });
   const timeout = clock.sleep(boundMs, ac.signal).then(() => {
-    throw new DeadlineExceededError(`no answer from the ${lock.backend ?? 'backend'} within ${boundMs} ms`, { backend: 'cli' });
+    throw outOfTime;
   });
   try {
-    await Promise.race([lock.get(), timeout]);
+    // Bounded by `until` (and the attempt cap, in case a backend fails faster than the clock moves).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await Promise.race([lock.get(), timeout]);
+        return;
+      } catch (err) {
+        if (err === outOfTime || !(err instanceof DeadlineExceededError) || clock.now() >= until || attempt >= 10) throw err;
+      }
+    }
   } finally {
     ac.abort();
     timeout.catch(() => undefined);

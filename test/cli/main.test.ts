@@ -11,7 +11,7 @@ import { generateServerCertificates } from '../../src/testing/certs.js';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/cli.js';
 import { stateLine, stateToJson } from '../../src/cli/read-commands.js';
-import { BackendUnavailableError, ForbiddenError, MalformedRecordError } from '../../src/core/errors.js';
+import { BackendUnavailableError, DeadlineExceededError, ForbiddenError, MalformedRecordError } from '../../src/core/errors.js';
 import type { LeaderLock } from '../../src/core/lock.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -230,6 +230,21 @@ describe('leaderlock CLI: backend failures map to sysexits codes', () => {
       assert.equal(await runCli(['run', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--', 'true'], t.io), code);
     });
   }
+  it('issue 13: a start-up read that timed out (a busy host, a frozen member) is tried again within the bound, not exit 69', async () => {
+    let reads = 0;
+    const timedOut = new DeadlineExceededError('etcd read: no answer within 600 ms (Waiting for LB pick)', { backend: 'etcd' });
+    const t = io({
+      get: async () => (++reads === 1 ? Promise.reject(timedOut) : {}),
+      // watch ends at once: the command then exits 0 having printed nothing more.
+      watch: async function* () {},
+    });
+    assert.equal(await runCli(['watch', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--request-timeout', '600ms'], t.io), 0, t.err.join('\n'));
+    assert.equal(reads, 2);
+    // Still exit 69 when every read within the bound times out.
+    const down = io({ get: async () => Promise.reject(timedOut) });
+    assert.equal(await runCli(['watch', '--backend', 'etcd://127.0.0.1:2379', '--key', '/k', '--request-timeout', '100ms'], down.io), 69);
+    assert.match(down.err[0]!, /backend unavailable/);
+  });
   it('issue 12: run --listen serves /metrics out of the box, with prom-client not importable', async (t) => {
     // A resolve hook makes `import('prom-client')` fail as if it were not installed (npx, global installs).
     const hook = `export async function resolve(s, c, next) { if (s === 'prom-client') throw Object.assign(new Error('blocked by test'), { code: 'ERR_MODULE_NOT_FOUND' }); return next(s, c); }`;
