@@ -1,36 +1,24 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import { promisify } from 'node:util';
 import { ConsulLock } from '../../src/backends/consul/index.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { FakeConsulServer } from '../../src/testing/index.js';
+import { patroniBanner, patroniDcs, type PatroniCluster as Cluster } from './harness/patroni-dcs.js';
 
 /**
  * Issue 16 (items 10, 12) with Patroni 4.1.x's consul DCS (test/peers/patroni/dcs.py) next to
  * ConsulLock, on FakeConsulServer (a real Consul agent is issue 14's tier). Patroni's session TTL is
  * ttl/2 and must be ≥ 10 s (the fake answers an out-of-range TTL with 400 where Consul answers 500,
  * issue 14); ttl 60 gives 30 s, so a Patroni leader outlives the few one-shot Python runs (2–5 s each
- * on a loaded machine) that act on it. Needs scripts/patroni-venv.mjs's venv.
+ * on a loaded machine) that act on it. Needs the build script's Patroni venv (scripts/real/build.sh patroni).
  */
-const run = promisify(execFile);
-const venv = spawnSync(process.execPath, ['scripts/patroni-venv.mjs'], { encoding: 'utf8' });
-const [python, patroniVersion] = venv.status === 0 ? venv.stdout.trim().split('\n') : [undefined, undefined];
 
 let fake: FakeConsulServer;
 const locks: ConsulLock[] = [];
 let n = 0;
 
-interface Cluster {
-  leader: string | null;
-  failover: { leader: string | null; member: string | null; scheduled_at: string | null } | null;
-  members: string[];
-}
-
 async function patroni<T>(scope: string, name: string, cmd: string, ...args: string[]): Promise<T> {
-  const cfg = JSON.stringify({ dcs: 'consul', hosts: `127.0.0.1:${fake.port}`, scope, name, ttl: 60 });
-  const { stdout } = await run(python!, ['test/peers/patroni/dcs.py', cfg, cmd, ...args], { timeout: 30_000 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+  return patroniDcs<T>({ dcs: 'consul', hosts: `127.0.0.1:${fake.port}`, scope, name, ttl: 60 }, cmd, args);
 }
 
 function lock(scope: string): ConsulLock {
@@ -41,10 +29,7 @@ function lock(scope: string): ConsulLock {
 }
 
 before(async () => {
-  if (venv.status !== 0) {
-    throw new Error(`Patroni 4 venv could not be created (node scripts/patroni-venv.mjs exited ${String(venv.status)}):\n${venv.stderr}`);
-  }
-  console.log(`# peers: Patroni ${patroniVersion} (consul DCS) via ${python}; server: FakeConsulServer`);
+  console.log(`# peers: ${patroniBanner()} (consul DCS); server: FakeConsulServer`);
   fake = await FakeConsulServer.start();
 });
 after(async () => {

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { EtcdLock } from '../../src/backends/etcd/index.js';
@@ -8,17 +8,16 @@ import { ConfigError } from '../../src/core/errors.js';
 import { LeaderElector } from '../../src/elector/index.js';
 import { judge } from '../../src/http/index.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd-cluster.js';
+import { patroniBanner, patroniDcs, type PatroniCluster as Cluster } from './harness/patroni-dcs.js';
 
 /**
  * Issue 16 (items 10, 12 and take-over timing) with the real peer: Patroni 4.1.x's etcd3 DCS class,
  * driven from test/peers/patroni/dcs.py as its HA loop drives it, next to EtcdLock on Debian's etcd
- * (3.4; Patroni 4's etcd3 DCS works with it). Needs the venv made by scripts/patroni-venv.mjs (PyPI
- * access on first run): a venv that cannot be made fails the suite with the script's message.
+ * (3.4; Patroni 4's etcd3 DCS works with it). Needs the build script's Patroni venv (scripts/real/build.sh patroni; PyPI
+ * access on first run): a missing venv fails the suite with the build script's message.
  * Part of `npm run test:real` (test/real/), not of `npm test`.
  */
 const run = promisify(execFile);
-const venv = spawnSync(process.execPath, ['scripts/patroni-venv.mjs'], { encoding: 'utf8' });
-const [python, patroniVersion] = venv.status === 0 ? venv.stdout.trim().split('\n') : [undefined, undefined];
 
 const PATRONI_TTL = 10; // Patroni's etcd3 DCS: its lease TTL is ttl (seconds); the crash take-over test
 // Every other test: each command is one Python run (2–5 s on a loaded machine) and the lease of a run
@@ -29,17 +28,9 @@ let raw: Etcd3;
 const locks: EtcdLock[] = [];
 let n = 0;
 
-interface Cluster {
-  leader: string | null;
-  failover: { leader: string | null; member: string | null; scheduled_at: string | null } | null;
-  members: string[];
-}
-
 async function patroni<T>(scope: string, name: string, cmd: string, ...args: string[]): Promise<T> {
   const ttl = scope.startsWith('to') ? PATRONI_TTL : SLOW_TTL;
-  const cfg = JSON.stringify({ dcs: 'etcd3', hosts: cluster.endpoints.map((e) => new URL(e).host).join(','), scope, name, ttl });
-  const { stdout } = await run(python!, ['test/peers/patroni/dcs.py', cfg, cmd, ...args], { timeout: 30_000 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+  return patroniDcs<T>({ dcs: 'etcd3', hosts: cluster.endpoints.map((e) => new URL(e).host).join(','), scope, name, ttl }, cmd, args);
 }
 
 function lock(scope: string, ttlMs = 3000): EtcdLock {
@@ -50,10 +41,7 @@ function lock(scope: string, ttlMs = 3000): EtcdLock {
 }
 
 before(async () => {
-  if (venv.status !== 0) {
-    throw new Error(`Patroni 4 venv could not be created (node scripts/patroni-venv.mjs exited ${String(venv.status)}):\n${venv.stderr}`);
-  }
-  console.log(`# peers: Patroni ${patroniVersion} (etcd3 DCS) via ${python}`);
+  console.log(`# peers: ${patroniBanner()} (etcd3 DCS)`);
   cluster = await startEtcd();
   raw = new Etcd3({ hosts: cluster.endpoints });
   const { stdout } = await run('etcd', ['--version']);

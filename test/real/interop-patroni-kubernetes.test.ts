@@ -1,22 +1,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { KubeClient, KubernetesLock } from '../../src/backends/kubernetes/index.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { FakeKubeApiServer } from '../../src/testing/index.js';
+import { patroniBanner, patroniDcs, type PatroniCluster as Cluster } from './harness/patroni-dcs.js';
 
 /**
  * Issue 16 (items 9, 10, 12) with Patroni 4.1.x's Kubernetes DCS (test/peers/patroni/dcs.py, through a
  * kubeconfig) next to KubernetesLock, on FakeKubeApiServer (kube-apiserver is issue 14's tier).
- * ConfigMap mode, Patroni's default. Needs scripts/patroni-venv.mjs's venv.
+ * ConfigMap mode, Patroni's default. Needs the build script's Patroni venv (scripts/real/build.sh patroni).
  */
-const run = promisify(execFile);
-const venv = spawnSync(process.execPath, ['scripts/patroni-venv.mjs'], { encoding: 'utf8' });
-const [python, patroniVersion] = venv.status === 0 ? venv.stdout.trim().split('\n') : [undefined, undefined];
 
 let fake: FakeKubeApiServer;
 let dir: string;
@@ -24,17 +20,9 @@ let api: KubeClient;
 const locks: KubernetesLock[] = [];
 let n = 0;
 
-interface Cluster {
-  leader: string | null;
-  failover: { leader: string | null; member: string | null; scheduled_at: string | null } | null;
-  members: string[];
-}
-
 async function patroni<T>(scope: string, name: string, cmd: string, ...args: string[]): Promise<T> {
-  const cfg = JSON.stringify({ dcs: 'kubernetes', context: 'fake', scope, name, ttl: 10 });
   // Async on purpose: the fake API server answers from this process's event loop.
-  const { stdout } = await run(python!, ['test/peers/patroni/dcs.py', cfg, cmd, ...args], { timeout: 60_000, env: { ...process.env, KUBECONFIG: join(dir, 'config') } });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+  return patroniDcs<T>({ dcs: 'kubernetes', context: 'fake', scope, name, ttl: 10 }, cmd, args, { timeoutMs: 60_000, env: { ...process.env, KUBECONFIG: join(dir, 'config') } });
 }
 
 function lock(scope: string): KubernetesLock {
@@ -48,10 +36,7 @@ function lock(scope: string): KubernetesLock {
 const noRequest = (f: Cluster['failover']): boolean => f === null || (f.leader === null && f.member === null && f.scheduled_at === null);
 
 before(async () => {
-  if (venv.status !== 0) {
-    throw new Error(`Patroni 4 venv could not be created (node scripts/patroni-venv.mjs exited ${String(venv.status)}):\n${venv.stderr}`);
-  }
-  console.log(`# peers: Patroni ${patroniVersion} (kubernetes DCS, ConfigMaps) via ${python}; server: FakeKubeApiServer`);
+  console.log(`# peers: ${patroniBanner()} (kubernetes DCS, ConfigMaps); server: FakeKubeApiServer`);
   fake = await FakeKubeApiServer.start({ nodes: 1 });
   dir = mkdtempSync(join(tmpdir(), 'leaderlock-patroni-k8s-'));
   writeFileSync(join(dir, 'config'), fake.kubeconfig(), { mode: 0o600 });
