@@ -12,6 +12,8 @@
  * from outside; figures are printed for every run.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Term, LostReason } from '../../src/core/lock.js';
@@ -130,9 +132,9 @@ const at = (e: PeerEvent): number => Date.parse(String(e.t));
 const newLeader = (id: string) => (e: PeerEvent): boolean => e.event === 'new-leader' && e.identity === id;
 
 /** leaderlock's CLI as a separate process (`leaderlock run … -- sleep`), so it can be SIGKILLed. */
-function cliHolder(name: string, identity: string): Peer {
+function cliHolder(name: string, identity: string, command: string[] = ['sleep', '600']): Peer {
   const main = join(REPO, 'src/cli/main.ts');
-  return new Peer('leaderlock run', process.execPath, ['--conditions=source', '--import', 'tsx', main, 'run', '--backend', 'kubernetes:lease', '--kubeconfig', cluster.kubeconfig, '--namespace', 'default', '--key', name, '--ttl', '4s', '--retry-period', '500ms', '--renew-deadline', '2500ms', '--identity', identity, '--once', '--quiet', '--', 'sleep', '600']);
+  return new Peer('leaderlock run', process.execPath, ['--conditions=source', '--import', 'tsx', main, 'run', '--backend', 'kubernetes:lease', '--kubeconfig', cluster.kubeconfig, '--namespace', 'default', '--key', name, '--ttl', '4s', '--retry-period', '500ms', '--renew-deadline', '2500ms', '--identity', identity, '--once', '--quiet', '--', ...command]);
 }
 
 let seq = 0;
@@ -225,6 +227,36 @@ for (const version of clientGoPeerVersions()) {
         cli?.kill();
         await ours.close();
         await log.close();
+      }
+    });
+
+    it('(b) SIGSTOP of `leaderlock run` longer than the lease: its command is dead before client-go leads', async () => {
+      const name = `cgo-stop-${tag}-${++seq}`;
+      const log = new LeaseLog(name);
+      const dir = mkdtempSync(join(tmpdir(), 'cgo-stop-'));
+      const beats = join(dir, 'beats');
+      // The guarded command writes a heartbeat (ms since the epoch) every 20 ms while it lives.
+      const cli = cliHolder(name, 'll-cli', ['sh', '-c', `while :; do date +%s%3N >> ${beats}; sleep 0.02; done`]);
+      let go: Peer | undefined;
+      try {
+        await waitFor('leaderlock run leads', 30_000, () => log.last('ll-cli') !== undefined, () => cli.stderr.slice(-10).join('\n'));
+        go = goPeer(version, name, 'go-peer');
+        await go.waitFor(newLeader('ll-cli'), 20_000, 'new-leader ll-cli');
+        await delay(1500);
+        cli.signal('SIGSTOP');
+        const stoppedAt = Date.now();
+        const took = at(await go.waitFor((e) => e.event === 'started-leading', TTL + SLACK * 3, 'started-leading after the SIGSTOP'));
+        const lastBeat = Number(readFileSync(beats, 'utf8').trim().split('\n').at(-1));
+        const first = log.firstOfLastSecond('ll-cli')!;
+        console.log(`client-go ${version} (b) SIGSTOP leaderlock run → client-go: command's last heartbeat ${took - lastBeat} ms before client-go started leading (${lastBeat - stoppedAt} ms after the SIGSTOP); client-go led ${took - first.renew!} ms after the last change it could see`);
+        assert.ok(lastBeat < took, `the guarded command was still alive ${lastBeat - took} ms after client-go started leading`);
+        assert.ok(took - first.renew! >= TTL, `client-go took over ${took - first.renew!} ms after the last change it could observe`);
+      } finally {
+        cli.signal('SIGCONT');
+        cli.kill();
+        go?.kill();
+        await log.close();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
