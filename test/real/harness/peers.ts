@@ -91,6 +91,14 @@ export class Peer {
   kill(): void {
     this.#child.kill('SIGKILL');
   }
+
+  /** SIGSTOP / SIGCONT (a paused peer), or any other signal. */
+  signal(sig: NodeJS.Signals): void {
+    this.#child.kill(sig);
+  }
+
+  /** When the peer was spawned (Date.now()). */
+  readonly spawnedAt = Date.now();
 }
 
 /** The client-go releases the build script built the peer against. */
