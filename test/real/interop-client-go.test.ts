@@ -171,8 +171,9 @@ for (const version of clientGoPeerVersions()) {
         // client-go's release is a PUT with the resourceVersion it last saw: when SIGTERM cancels a renew
         // whose write the server applied, that PUT meets a 409 and nothing is released (client-go logs
         // it and exits). Then taking over after its lease is the right behaviour, not a slow one.
-        const released = log.writes.some((w) => w.type === 'MODIFIED' && !w.holder);
-        if (released) assert.ok(goToUs < TTL, `client-go → us after its release: ${goToUs} ms, not a lease (${TTL} ms)`);
+        const released = log.writes.some((w) => w.type === 'MODIFIED' && !w.holder && w.at <= ours.elected[0]!.at);
+        const writes = (): string => JSON.stringify(log.writes.map((w) => ({ at: w.at - stopAt, type: w.type, holder: w.holder, renew: w.renew === undefined ? undefined : w.renew - stopAt })));
+        if (released) assert.ok(goToUs < TTL, `client-go → us after its release: ${goToUs} ms, not a lease (${TTL} ms); Lease writes (ms from the stop): ${writes()}`);
         else {
           const lastGo = log.last('go-peer')!;
           console.log(`client-go ${version} (a): its release did not land (cancelled renew, 409); we took over ${ours.elected[0]!.at - lastGo.renew!} ms after its last renewTime`);
