@@ -154,6 +154,11 @@ function discover(): string[] {
   return found.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
+/** Why a benchmark did not run on this machine: its `skipped: <why>` line, honoured only with exit code 0. */
+export function skipReason(code: number | null, stdout: string): string | undefined {
+  return code === 0 ? /^skipped: (.*)$/m.exec(stdout)?.[1] : undefined;
+}
+
 /** Runs one benchmark with a time bound; its stdout table is kept for the log, stderr shown on failure. */
 function runOne(name: string, index: number, total: number): Promise<{ code: number | null; timedOut: boolean; seconds: number; stderr: string; skipped: string | undefined }> {
   return new Promise((resolve) => {
@@ -182,7 +187,7 @@ function runOne(name: string, index: number, total: number): Promise<{ code: num
       clearInterval(ticker);
       clearTimeout(bound);
       const seconds = Math.round((performance.now() - began) / 1000);
-      const skipped = code === 0 ? /^skipped: (.*)$/m.exec(stdout)?.[1] : undefined;
+      const skipped = skipReason(code, stdout);
       process.stderr.write(`${tty ? '\r' : ''}[${index}/${total}] ${name} ${timedOut ? 'TIMED OUT' : skipped ? `skipped (${skipped})` : code === 0 ? 'done' : `FAILED (exit ${code})`} in ${seconds} s   \n`);
       resolve({ code, timedOut, seconds, stderr, skipped });
     });
