@@ -7,7 +7,9 @@
  * measured in the same run, headed by the date and the machine. That table is the README's
  * performance section.
  *
- * Exit code 1 when a benchmark failed or timed out (the others still run and are reported).
+ * Exit code 1 when a benchmark failed or timed out (the others still run and are reported). A
+ * benchmark whose servers this machine lacks (kube-real without the real-server tier) prints one
+ * `skipped: …` line and exits 0 without a result file: reported as skipped, not a failure, and no row.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -26,7 +28,7 @@ const RESULTS = join(BENCH_DIR, 'results');
 const ROOT = join(BENCH_DIR, '..');
 const TIMEOUT_MS = Number(flags['timeout-s'] ?? (quick ? 240 : 900)) * 1000;
 /** Fast, dependency-free ones first, so a problem with etcd does not delay them. */
-const ORDER = ['memory', 'kube-lock', 'consul', 'kube-failover', 'etcd', 'handover-process', 'scale'];
+const ORDER = ['memory', 'kube-lock', 'consul', 'kube-failover', 'kube-real', 'etcd', 'handover-process', 'scale'];
 
 /** One table row, whatever shape the benchmark wrote. */
 export interface NormalRow {
@@ -152,14 +154,20 @@ function discover(): string[] {
   return found.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
+/** Why a benchmark did not run on this machine: its `skipped: <why>` line, honoured only with exit code 0. */
+export function skipReason(code: number | null, stdout: string): string | undefined {
+  return code === 0 ? /^skipped: (.*)$/m.exec(stdout)?.[1] : undefined;
+}
+
 /** Runs one benchmark with a time bound; its stdout table is kept for the log, stderr shown on failure. */
-function runOne(name: string, index: number, total: number): Promise<{ code: number | null; timedOut: boolean; seconds: number; stderr: string }> {
+function runOne(name: string, index: number, total: number): Promise<{ code: number | null; timedOut: boolean; seconds: number; stderr: string; skipped: string | undefined }> {
   return new Promise((resolve) => {
     const began = performance.now();
     const args = ['--conditions=source', '--import', 'tsx', join(BENCH_DIR, `${name}.ts`), ...(quick ? ['--quick'] : [])];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    child.stdout.resume();
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-4000)));
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const tty = process.stderr.isTTY;
     const show = (): void => {
@@ -179,8 +187,9 @@ function runOne(name: string, index: number, total: number): Promise<{ code: num
       clearInterval(ticker);
       clearTimeout(bound);
       const seconds = Math.round((performance.now() - began) / 1000);
-      process.stderr.write(`${tty ? '\r' : ''}[${index}/${total}] ${name} ${timedOut ? 'TIMED OUT' : code === 0 ? 'done' : `FAILED (exit ${code})`} in ${seconds} s   \n`);
-      resolve({ code, timedOut, seconds, stderr });
+      const skipped = skipReason(code, stdout);
+      process.stderr.write(`${tty ? '\r' : ''}[${index}/${total}] ${name} ${timedOut ? 'TIMED OUT' : skipped ? `skipped (${skipped})` : code === 0 ? 'done' : `FAILED (exit ${code})`} in ${seconds} s   \n`);
+      resolve({ code, timedOut, seconds, stderr, skipped });
     });
   });
 }
@@ -204,7 +213,9 @@ async function main(): Promise<number> {
     const file = join(RESULTS, `${name}.json`);
     const fresh = existsSync(file) && statSync(file).mtimeMs >= startedAt - 1000;
     const command = `node --conditions=source --import tsx bench/${name}.ts${quick ? ' --quick' : ''}`;
-    if (r.code === 0 && fresh) {
+    if (r.skipped !== undefined && !fresh) {
+      continue; // not run on this machine: no row (an entry from an earlier run stays, with its own date)
+    } else if (r.code === 0 && fresh) {
       const data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
       latest.benches[name] = { status: 'ok', date: new Date().toISOString(), seconds: r.seconds, command, rows: normalise(name, data) };
     } else {

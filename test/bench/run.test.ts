@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalise, table } from '../../bench/run.js';
+import { normalise, skipReason, table } from '../../bench/run.js';
 
 describe('npm run bench: merging the benchmarks\' result files', () => {
   it('maps every result shape onto median / p99 / in-run baseline / ratio', () => {
@@ -41,5 +41,13 @@ describe('npm run bench: merging the benchmarks\' result files', () => {
     assert.match(text, /^Measured 2026-11-26 on AMD EPYC × 2, Node v20.20.2; command: `npm run bench`\./);
     assert.match(text, /\| memory \| handover \| 3 \| 250 µs \| 12.5 ms \| polling \(150 ms\) \| 0.002× \|/);
     assert.match(text, /\| etcd \| \*\*failed\*\*: etcd not found \|/);
+  });
+
+  it('a benchmark whose servers are not here is skipped, not failed, only when it exits 0 with a skipped: line', () => {
+    const line = 'skipped: kube-real needs the real-server tier (kube-apiserver is missing)\n';
+    assert.equal(skipReason(0, `some output\n${line}`), 'kube-real needs the real-server tier (kube-apiserver is missing)');
+    assert.equal(skipReason(1, line), undefined, 'a crash that printed the line still fails');
+    assert.equal(skipReason(0, '| table |\nwrote bench/results/x.json\n'), undefined);
+    assert.equal(skipReason(0, 'not skipped: mid-line\n'), undefined);
   });
 });

@@ -37,6 +37,8 @@ export interface ApiServer {
   proc: Proc;
   /** kill -9, SIGSTOP, SIGCONT. */
   signal(sig: NodeJS.Signals): Promise<void>;
+  /** Starts a killed server again (same address, flags and log) and waits for its /readyz (bench/kube-real.ts kills it repeatedly). */
+  restart(): Promise<void>;
 }
 
 export interface KubeCluster {
@@ -148,6 +150,14 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     procs.push(etcd);
 
     const apiServers: ApiServer[] = [];
+    async function ready(s: ApiServer): Promise<void> {
+      const target = { server: s.url, servername: SERVERNAME, ca: certs.ca, token: adminToken };
+      await waitFor(`${s.proc.name} /readyz`, 180_000, async () => {
+        if (!s.proc.running()) return true; // reported below
+        return (await raw(target, 'GET', '/readyz', { timeoutMs: 2000 })).status === 200;
+      }, () => `${s.proc.name} log tail:\n${s.proc.tail()}\netcd log tail:\n${etcd.tail(10)}`, 500);
+      if (!s.proc.running()) throw new Error(`${s.proc.name} exited:\n${s.proc.tail()}`);
+    }
     const startApi = (index: number): Proc => {
       const ip = `${subnet}.${index + 2}`;
       const p = startProc(`kube-apiserver ${ip}`, 'ip', [
@@ -187,6 +197,11 @@ export async function startKubeCluster(): Promise<KubeCluster> {
           if (sig === 'SIGKILL') await server.proc.kill('SIGKILL');
           else server.proc.child.kill(sig);
         },
+        async restart() {
+          if (server.proc.running()) throw new Error(`${server.proc.name} is still running`);
+          server.proc = startApi(i);
+          await ready(server);
+        },
       };
       apiServers.push(server);
     }
@@ -197,14 +212,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     const serviceUrl = `https://127.0.0.1:${servicePort}`;
 
     const adminClient = (server = serviceUrl): KubeClient => new KubeClient({ server, servername: SERVERNAME, ca: certs.ca, token: adminToken, namespace: 'default', requestTimeoutMs: 5000 });
-    for (const s of apiServers) {
-      const target = { server: s.url, servername: SERVERNAME, ca: certs.ca, token: adminToken };
-      await waitFor(`${s.proc.name} /readyz`, 180_000, async () => {
-        if (!s.proc.running()) return true; // reported below
-        return (await raw(target, 'GET', '/readyz', { timeoutMs: 2000 })).status === 200;
-      }, () => `${s.proc.name} log tail:\n${s.proc.tail()}\netcd log tail:\n${etcd.tail(10)}`, 500);
-      if (!s.proc.running()) throw new Error(`${s.proc.name} exited:\n${s.proc.tail()}`);
-    }
+    for (const s of apiServers) await ready(s);
 
     // RBAC for the test user: lock objects, role-label pods, and the API server list.
     const admin = adminClient();
