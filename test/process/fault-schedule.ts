@@ -18,6 +18,7 @@ import { waitHealthy } from '../helpers/etcd-cluster.js';
 import { fencedResource, type ResourceRecord } from './fenced-resource.js';
 import { termSpans, violations } from './fault-check.js';
 import { Harness, monotonicMs, sleep, type Line, type ProcEvent, type Supervisor } from './harness.js';
+import { prng } from '../safety/schedule.js';
 
 export interface ScheduleResult {
   seed: number;
@@ -28,18 +29,6 @@ export interface ScheduleResult {
   violations: string[];
   /** Faults, elected/lost lines and each term's first/last action, relative to the start, in order. */
   timeline: string;
-}
-
-/** mulberry32: a tiny seeded PRNG, [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 type Kind = 'elector' | 'supervisor';
