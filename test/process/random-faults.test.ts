@@ -8,15 +8,18 @@ import type { Line } from './harness.js';
 /**
  * Issue 13 item 5: randomized fault schedules on real processes (two elector processes, two
  * `leaderlock run` supervisors) and a real 3-member etcd; see fault-schedule.ts. `npm test` runs 2
- * short schedules; LEADERLOCK_FAULT_SCHEDULES=100 runs 100 (LEADERLOCK_FAULT_SCHEDULE_MS per
- * schedule, default 10000; LEADERLOCK_FAULT_SEED fixes the first seed, the others follow it). A long
+ * short schedules from a fixed first seed (13100, the first of a clean 100-schedule run), so CI sees
+ * the same fault choices every time; exploring is a separate run: LEADERLOCK_FAULT_SEED=random picks
+ * a random first seed, LEADERLOCK_FAULT_SEED=n fixes it, LEADERLOCK_FAULT_SCHEDULES=100 runs 100
+ * (LEADERLOCK_FAULT_SCHEDULE_MS per schedule, default 10000; the seeds follow the first). A long
  * run goes past `npm test`'s 300 s per file: run this file with node directly, e.g.
  * `LEADERLOCK_FAULT_SCHEDULES=100 node --conditions=source --import tsx --test --test-timeout=0 test/process/random-faults.test.ts`.
  * Every schedule prints its seed; a violation prints the seed and the event timeline.
  */
 const SCHEDULES = Number(process.env.LEADERLOCK_FAULT_SCHEDULES ?? 2);
 const SCHEDULE_MS = Number(process.env.LEADERLOCK_FAULT_SCHEDULE_MS ?? 10_000);
-const FIRST_SEED = process.env.LEADERLOCK_FAULT_SEED ? Number(process.env.LEADERLOCK_FAULT_SEED) : Math.floor(Math.random() * 2 ** 31);
+const SEED_ENV = process.env.LEADERLOCK_FAULT_SEED;
+const FIRST_SEED = SEED_ENV === 'random' ? Math.floor(Math.random() * 2 ** 31) : SEED_ENV ? Number(SEED_ENV) : 13100;
 for (const [name, v] of [['LEADERLOCK_FAULT_SCHEDULES', SCHEDULES], ['LEADERLOCK_FAULT_SCHEDULE_MS', SCHEDULE_MS], ['LEADERLOCK_FAULT_SEED', FIRST_SEED]] as const) {
   if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${String(v)}`);
 }
