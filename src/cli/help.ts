@@ -35,13 +35,13 @@ export const RUN_HELP = `Usage: leaderlock run --backend URL --key KEY [flags] -
 
 Runs COMMAND only while this process leads. The fencing token is in $LEADERLOCK_TOKEN
 (also $LEADERLOCK_IDENTITY, $LEADERLOCK_KEY). COMMAND gets SIGTERM when leadership ends, and at
-validUntil − grace at the latest (renewals failing), and SIGKILL at validUntil: it is dead before
-anyone else can win. When COMMAND exits the lock is released and leaderlock exits with its code.
+validUntil − grace at the latest (renewals failing), and SIGKILL just before validUntil (a quarter
+of --grace, at most 250 ms, early): it is dead before anyone else can win. When COMMAND exits the lock is released and leaderlock exits with its code.
 After a lost term it campaigns again and restarts COMMAND, unless --once. SIGINT, SIGTERM, SIGQUIT,
 SIGHUP, SIGUSR1, SIGUSR2 are forwarded to COMMAND.
 
 Watchdog: COMMAND runs in its own process group under a small reaper process that SIGKILLs the group
-when leaderlock dies (kill -9, OOM) and at validUntil unless leaderlock, alive, has extended it
+when leaderlock dies (kill -9, OOM) and at that kill time unless leaderlock, alive, has extended it
 (leaderlock frozen by SIGSTOP); COMMAND gets pdeathsig KILL (setpriv) in case the reaper dies, and
 leaderlock kills the group if it does. Not covered: the whole host frozen or suspended (VM pause,
 docker pause), processes that leave the group (double-forking daemons: run them in the foreground)

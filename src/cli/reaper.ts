@@ -27,9 +27,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
-import { systemClock, type Timer } from '../core/clock.js';
+import { hostMonotonicMs, systemClock, type Timer } from '../core/clock.js';
 import { findExecutable, GATE_SCRIPT, groupAlive, pdeathsigHelper, signalGroup } from './process-group.js';
-import { decodeToReaper, encodeFromReaper, LineReader, type FromReaper } from './watchdog-protocol.js';
+import { decodeToReaper, encodeFromReaper, LineReader, type FromReaper, type ToReaper } from './watchdog-protocol.js';
 
 /** How long the group may take to disappear after SIGKILL before `gone` is reported anyway. */
 const AFTER_KILL_BOUND_MS = 2000;
@@ -80,6 +80,16 @@ function killGroup(why: string): void {
     say(`no renew confirmed before the term's validUntil: SIGKILL to ${command} (process group ${pgid})`);
     send({ type: 'killed', why });
   }
+}
+
+/**
+ * The time left of a `deadline` line, minus what the line spent in transit (measured on the host's
+ * monotonic clock, which the supervisor stamped it with); never more than `ms` from now.
+ */
+function leftOf(m: Extract<ToReaper, { type: 'deadline' }>): number {
+  if (m.at === undefined) return m.ms;
+  const transit = hostMonotonicMs() - m.at;
+  return Math.min(m.ms, Math.max(0, m.ms - transit));
 }
 
 function armDeadline(ms: number): void {
@@ -145,7 +155,7 @@ function onControlLine(line: string): void {
     const at = readyAt;
     if (m.type === 'deadline') {
       readyAt = undefined;
-      onFirstDeadline(m.ms, at);
+      onFirstDeadline(m.ms, at); // counted from `ready`: no later than the stamp would give
     } else if (m.target === 'group' && ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGKILL'].includes(m.signal)) {
       readyAt = undefined;
       send({ type: 'gone', code: null, signal: m.signal });
@@ -154,7 +164,7 @@ function onControlLine(line: string): void {
     return;
   }
   if (m.type === 'deadline') {
-    armDeadline(m.ms);
+    armDeadline(leftOf(m));
     return;
   }
   if (m.target === 'leader' && child && !leaderExit) child.kill(m.signal);

@@ -10,7 +10,7 @@ import type { RunArgs } from './args.js';
 import { formatDuration } from './duration.js';
 import { hostPort, listen } from './health-server.js';
 import { onSignals, SHUTDOWN, signalExitCode, type SignalSource } from './signals.js';
-import { TermCommand, type ChildLike, type CommandExit, type SpawnFn } from './term-command.js';
+import { killLeadMs, TermCommand, type ChildLike, type CommandExit, type SpawnFn } from './term-command.js';
 import { EX_NOEXEC, EX_NOTFOUND, UsageError } from './usage-error.js';
 import { spawnWatched } from './watchdog.js';
 
@@ -82,7 +82,7 @@ export async function supervise(args: RunArgs, deps: SuperviseDeps): Promise<num
     const env = { ...baseEnv, LEADERLOCK_TOKEN: term.token.toString(), LEADERLOCK_IDENTITY: args.identity, LEADERLOCK_KEY: args.key };
     say(`elected with token ${term.token}: starting ${args.command}`);
     try {
-      const child = spawn(args.command, args.commandArgs, env, { deadlineMs: term.validUntil - clock.now(), graceMs: args.graceMs });
+      const child = spawn(args.command, args.commandArgs, env, { deadlineMs: term.validUntil - killLeadMs(args.graceMs) - clock.now(), graceMs: args.graceMs });
       return new TermCommand(term, child, { clock, graceMs: args.graceMs, name: args.command, say });
     } catch (err) {
       onSpawnError(err);

@@ -4,10 +4,16 @@
  * Safety rule: the command must be dead before anyone else can win. Another candidate can win once
  * the record expires on the server, which is no earlier than our `validUntil` (computed from the send
  * time of our last confirmed renew, minus drift). So the command gets SIGTERM at `validUntil − grace`
- * at the latest (earlier when the term ends: deadline, taken, ...) and SIGKILL at `validUntil` (or
- * `grace` after SIGTERM when that is sooner). These timers run on the elector's clock and move with
- * every confirmed renew; the watchdog (watchdog.ts) enforces the same `validUntil` from outside this
+ * at the latest (earlier when the term ends: deadline, taken, ...) and SIGKILL at `validUntil − lead`
+ * (or `grace` after SIGTERM when that is sooner). These timers run on the elector's clock and move
+ * with every confirmed renew; the watchdog (watchdog.ts) enforces the same kill time from outside this
  * process, for when this process is dead or frozen.
+ *
+ * The lead (`killLeadMs`): a timer due at `validUntil` fires late on a loaded host — the process that
+ * owns it waits for a core — and the only slack behind `validUntil` is the server's (ttl × drift, 30 ms
+ * at a 3 s ttl). Killing a little early costs the tail of a term that is ending anyway; killing late
+ * lets the command act beside a successor. The randomized process-fault harness
+ * (test/process/random-faults.test.ts) runs on a 2-core host with three etcd members.
  */
 import type { EventEmitter } from 'node:events';
 import type { Clock, Timer } from '../core/clock.js';
@@ -45,6 +51,11 @@ export interface TermCommandOptions {
   /** The command's name, for progress lines. */
   name: string;
   say: (line: string) => void;
+}
+
+/** How long before `validUntil` the command is SIGKILLed: a quarter of the grace, at most 250 ms. */
+export function killLeadMs(graceMs: number): number {
+  return Math.min(250, graceMs / 4);
 }
 
 export class TermCommand {
@@ -88,18 +99,18 @@ export class TermCommand {
   renewed(): void {
     if (this.#stopping || this.#exited) return;
     const left = this.#term.validUntil - this.#o.clock.now();
-    this.#child.extend?.(left);
+    this.#child.extend?.(left - killLeadMs(this.#o.graceMs));
     this.#termTimer?.cancel();
     this.#termTimer = this.#o.clock.setTimer(() => this.stop(`term ${this.#term.token} is running out (no confirmed renew)`), left - this.#o.graceMs);
   }
 
-  /** SIGTERM now, SIGKILL at validUntil or after grace, whichever is sooner. Idempotent. */
+  /** SIGTERM now, SIGKILL at validUntil − lead or after grace, whichever is sooner. Idempotent. */
   stop(why: string): void {
     if (this.#stopping || this.#exited) return;
     this.#stopping = true;
     this.#termTimer?.cancel();
     const { clock, graceMs, name, say } = this.#o;
-    const killIn = Math.max(0, Math.min(this.#term.validUntil - clock.now(), graceMs));
+    const killIn = Math.max(0, Math.min(this.#term.validUntil - killLeadMs(graceMs) - clock.now(), graceMs));
     say(`${why}: sending SIGTERM to ${name} (pid ${this.#child.pid ?? '?'}), SIGKILL in ${formatDuration(killIn)}`);
     this.#child.kill('SIGTERM');
     this.#killTimer = clock.setTimer(() => {

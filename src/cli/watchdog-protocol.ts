@@ -3,16 +3,20 @@
  * over a socket pair that only the two of them hold. One message per line, fields separated by one
  * space; pure functions so both ends (and the tests) share one definition.
  *
- * The two processes have different monotonic clocks, so only a remaining time crosses, never a
- * timestamp. Start-up is a handshake so that the reaper's start-up time (up to seconds on a loaded
- * host) is never added to a deadline: the reaper says `ready`, the supervisor answers with the time
- * left in the term *now*, and the reaper counts it from when it sent `ready` (the supervisor measured
- * it no earlier), then starts the command. Later `deadline` lines count from when they are read: late
- * by the time a line takes to reach an idle process, well inside the ttl × drift margin.
+ * A remaining time crosses, stamped with the host's monotonic clock (`hostMonotonicMs`, the same in
+ * every process on the host) when it was measured: the reaper subtracts the time the line spent in
+ * transit — on a loaded host a busy reaper reads a line tens of milliseconds late, more than the
+ * ttl × drift margin of a short ttl. The reaper never lets the stamp move a deadline later than
+ * "<ms> from when the line is read", so a platform whose clocks differ only loses that correction.
+ * Start-up is a handshake so that the reaper's start-up time (up to seconds on a loaded host) is
+ * never added to a deadline: the reaper says `ready`, the supervisor answers with the time left in
+ * the term *now*, and the reaper counts it from when it sent `ready` at the latest (the supervisor
+ * measured it no earlier), then starts the command.
  *
  * Supervisor → reaper:
- *   `deadline <ms>`            SIGKILL the group <ms> from now unless a later `deadline` moves it
- *                              (the answer to `ready`, then one after every confirmed renew).
+ *   `deadline <ms> <at>`       SIGKILL the group <ms> after host-monotonic time <at> (ms, 3
+ *                              decimals) unless a later `deadline` moves it (the answer to `ready`,
+ *                              then one after every confirmed renew). `<at>` may be absent: from now.
  *   `signal <SIG> group|leader` send <SIG> to the whole process group, or to the command only.
  * Reaper → supervisor:
  *   `ready`                    loaded; waiting for the first `deadline` before starting the command.
@@ -24,7 +28,7 @@
  *                              reaper exits next. `<code>`/`<signal>` are the command's own.
  */
 
-export type ToReaper = { type: 'deadline'; ms: number } | { type: 'signal'; signal: NodeJS.Signals; target: 'group' | 'leader' };
+export type ToReaper = { type: 'deadline'; ms: number; at?: number } | { type: 'signal'; signal: NodeJS.Signals; target: 'group' | 'leader' };
 
 export type FromReaper =
   | { type: 'ready' }
@@ -36,12 +40,18 @@ export type FromReaper =
 const SIGNAL = /^SIG[A-Z0-9]+$/;
 
 export function encodeToReaper(m: ToReaper): string {
-  return m.type === 'deadline' ? `deadline ${Math.max(0, Math.floor(m.ms))}\n` : `signal ${m.signal} ${m.target}\n`;
+  if (m.type === 'signal') return `signal ${m.signal} ${m.target}\n`;
+  const ms = Math.max(0, Math.floor(m.ms));
+  return m.at === undefined ? `deadline ${ms}\n` : `deadline ${ms} ${m.at.toFixed(3)}\n`;
 }
 
 export function decodeToReaper(line: string): ToReaper | undefined {
   const [type, a, b] = line.trim().split(' ');
-  if (type === 'deadline' && a !== undefined && /^\d+$/.test(a)) return { type, ms: Number(a) };
+  if (type === 'deadline' && a !== undefined && /^\d+$/.test(a)) {
+    if (b === undefined) return { type, ms: Number(a) };
+    if (/^\d+(\.\d+)?$/.test(b)) return { type, ms: Number(a), at: Number(b) };
+    return undefined;
+  }
   if (type === 'signal' && a !== undefined && SIGNAL.test(a) && (b === 'group' || b === 'leader')) return { type, signal: a as NodeJS.Signals, target: b };
   return undefined;
 }

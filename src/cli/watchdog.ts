@@ -20,7 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { systemClock, type Clock } from '../core/clock.js';
+import { hostMonotonicMs, systemClock, type Clock } from '../core/clock.js';
 import { signalGroup, waitGroupGone } from './process-group.js';
 import { decodeFromReaper, encodeToReaper, LineReader, type ToReaper } from './watchdog-protocol.js';
 
@@ -107,7 +107,7 @@ export class WatchedCommand extends EventEmitter {
 
   #flushDeadline(): void {
     if (this.#extendTo === undefined) return;
-    this.#send({ type: 'deadline', ms: this.#extendTo - this.#clock.now() });
+    this.#send({ type: 'deadline', ms: this.#extendTo - this.#clock.now(), at: hostMonotonicMs() });
     this.#extendTo = undefined;
   }
 

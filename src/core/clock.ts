@@ -119,6 +119,16 @@ class SystemClock implements Clock {
 export const systemClock: Clock = Object.freeze(new SystemClock());
 
 /**
+ * The host's monotonic clock in milliseconds (CLOCK_MONOTONIC on Linux, mach_absolute_time on
+ * macOS): unlike `performance.now()`, which counts from each process's start, every process on the
+ * host reads the same value. Only for timestamps that cross to another process on the same host
+ * (the reaper of `leaderlock run`), which must still bound what it derives from them.
+ */
+export function hostMonotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
+}
+
+/**
  * Lets every pending promise continuation run (a macrotask boundary). Used by `VirtualClock` between
  * timers so that async code reacting to one timer runs before the next one fires.
  */

@@ -124,7 +124,7 @@ describe('leaderlock run (supervisor, on a virtual clock)', () => {
     assert.equal(await t.run, 143);
   });
 
-  it('renewals failing: SIGTERM no later than validUntil − grace, SIGKILL at validUntil for a command that ignores SIGTERM', async () => {
+  it('renewals failing: SIGTERM no later than validUntil − grace, SIGKILL a lead (¼ grace, ≤ 250 ms) before validUntil for a command that ignores SIGTERM', async () => {
     // grace 6 s > ttl·(1−drift) − renewDeadline (4.85 s): the grace timer, not the elector's deadline, fires first.
     const t = setup({ diesOn: [], graceMs: 6000 });
     await t.clock.advance(0);
@@ -140,7 +140,7 @@ describe('leaderlock run (supervisor, on a virtual clock)', () => {
     const kill = c.received.find((r) => r.signal === 'SIGKILL');
     assert.ok(term && kill, `got ${JSON.stringify(c.received)}`);
     assert.ok(term.at <= validUntil - 6000, `SIGTERM at ${term.at}, validUntil ${validUntil}`);
-    assert.ok(kill.at <= validUntil, `SIGKILL at ${kill.at}, validUntil ${validUntil}`);
+    assert.ok(kill.at <= validUntil - 250 && kill.at >= validUntil - 300, `SIGKILL at ${kill.at}, validUntil ${validUntil}`);
     assert.ok(kill.at - term.at <= 6000);
     t.lock.faults.heal();
     t.signals.send('SIGINT');
@@ -187,15 +187,16 @@ describe('leaderlock run (supervisor, on a virtual clock)', () => {
     assert.ok(t.lines.some((l) => l.includes('leader is node-b')));
   });
 
-  it('watchdog: the first deadline is the time left in the term, and every confirmed renew moves it to the new validUntil', async () => {
+  it('watchdog: the first deadline is the time left in the term, and every confirmed renew moves it to the new validUntil (less the kill lead)', async () => {
     const t = setup();
     await t.clock.advance(0);
     const c = t.children[0]!;
-    // Acquired at t=0 with no latency: validUntil = ttl × (1 − drift).
-    assert.deepEqual(t.spawned, [{ deadlineMs: 14_850, graceMs: 2000 }]);
+    // Acquired at t=0 with no latency: validUntil = ttl × (1 − drift) = 14,850 ms; the kill lead is
+    // a quarter of the 2 s grace, capped at 250 ms.
+    assert.deepEqual(t.spawned, [{ deadlineMs: 14_600, graceMs: 2000 }]);
     await t.clock.advance(6_000); // three renews (retry period 2 s)
     assert.ok(c.extended.length >= 3, `extended ${JSON.stringify(c.extended)}`);
-    for (const e of c.extended) assert.equal(e.at + e.ms, Math.floor(e.at / 2000) * 2000 + 14_850, `deadline = that renew's send + ttl·(1 − drift): ${JSON.stringify(e)}`);
+    for (const e of c.extended) assert.equal(e.at + e.ms, Math.floor(e.at / 2000) * 2000 + 14_600, `deadline = that renew's send + ttl·(1 − drift) − 250 ms: ${JSON.stringify(e)}`);
     t.lock.faults.partition();
     const before = c.extended.length;
     await t.clock.advance(4_000);

@@ -5,7 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GATE_SCRIPT } from '../../src/cli/process-group.js';
+import { hostMonotonicMs } from '../../src/core/clock.js';
 import { spawnWatched, type WatchedCommand } from '../../src/cli/watchdog.js';
 import { decodeFromReaper, decodeToReaper, encodeFromReaper, encodeToReaper, LineReader } from '../../src/cli/watchdog-protocol.js';
 
@@ -65,13 +67,13 @@ function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 
 describe('watchdog protocol', () => {
   it('round-trips every message and rejects garbage', () => {
-    for (const m of [{ type: 'deadline', ms: 1500 }, { type: 'signal', signal: 'SIGTERM', target: 'group' }, { type: 'signal', signal: 'SIGHUP', target: 'leader' }] as const) {
+    for (const m of [{ type: 'deadline', ms: 1500 }, { type: 'deadline', ms: 1500, at: 8_123_456.789 }, { type: 'signal', signal: 'SIGTERM', target: 'group' }, { type: 'signal', signal: 'SIGHUP', target: 'leader' }] as const) {
       assert.deepEqual(decodeToReaper(encodeToReaper(m)), m);
     }
     for (const m of [{ type: 'ready' }, { type: 'started', pid: 42 }, { type: 'spawn-error', code: 'ENOENT' }, { type: 'killed', why: 'deadline' }, { type: 'gone', code: 3, signal: null }, { type: 'gone', code: null, signal: 'SIGKILL' }] as const) {
       assert.deepEqual(decodeFromReaper(encodeFromReaper(m)), m);
     }
-    for (const bad of ['deadline -5', 'deadline soon', 'signal TERM group', 'signal SIGTERM everyone', 'gone x y', 'rm -rf /']) {
+    for (const bad of ['deadline -5', 'deadline soon', 'deadline 5 yesterday', 'signal TERM group', 'signal SIGTERM everyone', 'gone x y', 'rm -rf /']) {
       assert.equal(decodeToReaper(bad) ?? decodeFromReaper(bad), undefined, bad);
     }
     assert.equal(encodeToReaper({ type: 'deadline', ms: -3 }), 'deadline 0\n', 'a deadline in the past is now');
@@ -183,5 +185,47 @@ describe('watchdog (reaper) with real processes', { concurrency: true }, () => {
   it('a command that does not exist: error ENOENT, nothing started', async () => {
     const o = await outcome(spawnWatched('leaderlock-no-such-command-for-test', [], process.env, { deadlineMs: 60_000, graceMs: 500 }));
     assert.equal(o.error?.code, 'ENOENT');
+  });
+});
+
+describe('the reaper counts a deadline from when the supervisor measured it, not from when it read it', () => {
+  it('a `deadline` line that spent 1 s in transit kills 1 s earlier (on the host monotonic clock), never later than from its reading', async () => {
+    const reaper = fileURLToPath(new URL('../../src/cli/reaper.ts', import.meta.url));
+    const r = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', reaper, '500', '--', 'sleep', '60'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+    const control = r.stdio[3] as Socket;
+    const lines: { line: string; at: number }[] = [];
+    const waiters: (() => void)[] = [];
+    const reader = new LineReader((line) => {
+      lines.push({ line, at: hostMonotonicMs() });
+      for (const w of waiters.splice(0)) w();
+    });
+    control.on('data', (d: Buffer) => reader.push(d));
+    const next = async (prefix: string): Promise<{ line: string; at: number }> => {
+      const bound = hostMonotonicMs() + 15_000;
+      for (let seen = lines.find((l) => l.line.startsWith(prefix)); ; seen = lines.find((l) => l.line.startsWith(prefix))) {
+        if (seen) return seen;
+        assert.ok(hostMonotonicMs() < bound, `no "${prefix}" from the reaper in 15 s: ${JSON.stringify(lines)}`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
+    };
+    try {
+      await next('ready');
+      control.write(encodeToReaper({ type: 'deadline', ms: 30_000, at: hostMonotonicMs() }));
+      await next('started');
+      // A renew's deadline measured 1 s ago (a supervisor frozen just after writing it, a reaper
+      // that read it late): 1.5 s from then is 0.5 s from now.
+      const sent = hostMonotonicMs();
+      control.write(encodeToReaper({ type: 'deadline', ms: 1500, at: sent - 1000 }));
+      const killed = await next('killed deadline');
+      const after = killed.at - sent;
+      assert.ok(after >= 450 && after < 1300, `killed ${after.toFixed(0)} ms after the line was written (due at 500)`);
+      await next('gone');
+    } finally {
+      r.kill('SIGKILL');
+      control.destroy();
+    }
   });
 });
