@@ -9,6 +9,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { Etcd3 } from 'etcd3';
 
 export const ETCD_BIN = process.env.LEADERLOCK_ETCD_BIN ?? 'etcd';
 export const ETCDCTL_BIN = process.env.LEADERLOCK_ETCDCTL_BIN ?? 'etcdctl';
@@ -190,4 +192,32 @@ export async function waitHealthy(members: readonly EtcdMemberProcess[], timeout
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+/** One etcd for a whole test file, with a raw client next to it (see `etcdForFile`). */
+export interface EtcdFileFixture {
+  /** Set once the file's `before` hook has run. */
+  readonly cluster: EtcdCluster;
+  readonly raw: Etcd3;
+  /** Run at teardown, the last added first, before the raw client closes and etcd stops; their failures are ignored. */
+  readonly cleanups: Array<() => unknown>;
+}
+
+/**
+ * Registers the `before`/`after` hooks of a test file that uses one etcd: started before the first
+ * test, and after the last its cleanups run (locks closed, sessions ended), then the raw client closes
+ * and every member is killed.
+ */
+export function etcdForFile(options: EtcdClusterOptions = {}): EtcdFileFixture {
+  const fx = { cleanups: [] as Array<() => unknown> } as { cluster: EtcdCluster; raw: Etcd3; cleanups: Array<() => unknown> };
+  before(async () => {
+    fx.cluster = await startEtcd(options);
+    fx.raw = new Etcd3({ hosts: fx.cluster.endpoints });
+  });
+  after(async () => {
+    for (const c of fx.cleanups.reverse()) await Promise.resolve().then(c).catch(() => undefined);
+    fx.raw?.close();
+    await fx.cluster?.stop();
+  });
+  return fx;
 }

@@ -3,37 +3,25 @@
  * for ever: acquire required the nomination key to be absent. A nomination is a promise that expires;
  * a lease-less one is ignored with a warning (and left in place), as a lease-less leader key is reported.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3 } from 'etcd3';
 import { EtcdLock } from '../../../src/backends/etcd/index.js';
 import { LeaderElector } from '../../../src/index.js';
-import { startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdForFile } from '../../helpers/etcd-cluster.js';
 
-let cluster: EtcdCluster;
-let raw: Etcd3;
-const cleanups: Array<() => Promise<unknown>> = [];
+const fx = etcdForFile();
 
-before(async () => {
-  cluster = await startEtcd();
-  raw = new Etcd3({ hosts: cluster.endpoints });
-});
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  raw?.close();
-  await cluster?.stop();
-});
 
 const lock = (key: string): EtcdLock => {
-  const l = new EtcdLock({ endpoints: cluster.endpoints, key, ttlMs: 2000, requestTimeoutMs: 1500 }); // generous: a loaded shared box
-  cleanups.push(() => l.close());
+  const l = new EtcdLock({ endpoints: fx.cluster.endpoints, key, ttlMs: 2000, requestTimeoutMs: 1500 }); // generous: a loaded shared box
+  fx.cleanups.push(() => l.close());
   return l;
 };
 
 describe('etcd: a lease-less <key>-successor', { concurrency: true }, () => {
   it('does not block acquire; is not reported as a nomination; one warning; the key is left alone', async () => {
     const k = '/foreign-successor/a/leader';
-    await raw.put(`${k}-successor`).value('ghost').exec();
+    await fx.raw.put(`${k}-successor`).value('ghost').exec();
     const l = lock(k);
     const warnings: Error[] = [];
     l.on('warning', (e) => warnings.push(e));
@@ -44,19 +32,19 @@ describe('etcd: a lease-less <key>-successor', { concurrency: true }, () => {
     assert.equal(state.leader?.holder, 'node-a');
     assert.equal(warnings.length, 1, warnings.map((w) => w.message).join('\n'));
     assert.match(warnings[0]!.message, /-successor nominates "ghost" without a lease .* ignored/);
-    assert.equal((await raw.get(`${k}-successor`).string()), 'ghost', 'not ours to delete');
+    assert.equal((await fx.raw.get(`${k}-successor`).string()), 'ghost', 'not ours to delete');
     assert.equal(await l.release(t), true);
   });
 
   it('an elector is elected within a bound (was: no leader, no warning, for ever)', async () => {
     const k = '/foreign-successor/b/leader';
-    await raw.put(`${k}-successor`).value('someone-else').exec();
+    await fx.raw.put(`${k}-successor`).value('someone-else').exec();
     const l = lock(k);
     const e = new LeaderElector(l, { identity: 'node-b', retryPeriodMs: 200, renewDeadlineMs: 1300 });
     let warned = 0;
     e.on('warning', () => warned++);
     l.on('warning', () => warned++);
-    cleanups.push(() => e.stop());
+    fx.cleanups.push(() => e.stop());
     const elected = new Promise<void>((resolve) => e.once('elected', () => resolve()));
     await e.start();
     let timer: NodeJS.Timeout | undefined;

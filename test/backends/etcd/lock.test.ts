@@ -7,35 +7,25 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Etcd3 } from 'etcd3';
 import { EtcdLock, EtcdSession, fencedWrite } from '../../../src/backends/etcd/index.js';
 import { BackendUnavailableError, DeadlineExceededError, ForbiddenError, LockLostError } from '../../../src/core/errors.js';
 import type { LockState } from '../../../src/core/lock.js';
-import { ETCDCTL_BIN, freePort, startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { ETCDCTL_BIN, etcdForFile, freePort, startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
 const TTL = 2000;
 /** Generous per-call deadline: a fresh connection on a shared, loaded 2-core box can take a while. */
 const RT = 1500;
-let cluster: EtcdCluster;
-let raw: Etcd3;
+const fx = etcdForFile();
 const locks: EtcdLock[] = [];
+fx.cleanups.push(() => Promise.allSettled(locks.map((l) => l.close())));
 let n = 0;
 const key = (): string => `/test/lock-${++n}/leader-key`;
 const lock = (k: string, extra: Partial<ConstructorParameters<typeof EtcdLock>[0]> = {}): EtcdLock => {
-  const l = new EtcdLock({ endpoints: cluster.endpoints, key: k, ttlMs: TTL, requestTimeoutMs: RT, ...extra } as ConstructorParameters<typeof EtcdLock>[0]);
+  const l = new EtcdLock({ endpoints: fx.cluster.endpoints, key: k, ttlMs: TTL, requestTimeoutMs: RT, ...extra } as ConstructorParameters<typeof EtcdLock>[0]);
   locks.push(l);
   return l;
 };
 
-before(async () => {
-  cluster = await startEtcd();
-  raw = new Etcd3({ hosts: cluster.endpoints });
-});
-after(async () => {
-  await Promise.allSettled(locks.map((l) => l.close()));
-  raw?.close();
-  await cluster?.stop();
-});
 
 /** Waits (bounded) until `pred` holds for a state from `l.watch`. */
 async function until(l: EtcdLock, pred: (s: LockState) => boolean, ms: number): Promise<LockState> {
@@ -60,7 +50,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     const afterAcquire = performance.now();
     assert.ok(term);
     assert.equal(typeof term.token, 'bigint');
-    const stored = await raw.get(k).exec();
+    const stored = await fx.raw.get(k).exec();
     assert.equal(stored.kvs[0]!.value.toString(), 'node-a');
     assert.equal(term.token, BigInt(stored.kvs[0]!.create_revision));
     assert.equal(stored.kvs[0]!.lease, a.session.leaseId);
@@ -79,7 +69,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     await new Promise((r) => setTimeout(r, 20));
     await a.renew(term);
     assert.ok(term.validUntil > v0);
-    await raw.put(k).value('intruder'); // keeps create_revision, drops our lease
+    await fx.raw.put(k).value('intruder'); // keeps create_revision, drops our lease
     await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'taken');
     assert.equal(term.endReason, 'taken');
     assert.equal(term.isValid(), false);
@@ -89,7 +79,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     const k = key();
     const a = lock(k);
     const term = (await a.acquire('a'))!;
-    await raw.leaseClient.leaseRevoke({ ID: a.session.leaseId! });
+    await fx.raw.leaseClient.leaseRevoke({ ID: a.session.leaseId! });
     await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'expired');
     // The next acquire grants a new lease.
     const t2 = await a.acquire('a');
@@ -113,7 +103,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
       await a.release(t2);
       // A refresh older than half a ttl: the acquire waits for its own keep-alive.
       a.session.lastRefresh = () => ({ sentAt: performance.now() - TTL, ttlMs: TTL });
-      await raw.delete().key(k);
+      await fx.raw.delete().key(k);
       const t4p = a.acquire('a');
       assert.equal(await stillPending(t4p), true, 'waits for the keep-alive');
       const sent = performance.now();
@@ -144,10 +134,10 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
       return call(what, fn, opts);
     }) as typeof a.session.call;
     await assert.rejects(a.acquire('a'), BackendUnavailableError);
-    assert.equal((await raw.get(k).exec()).kvs[0]?.lease, a.session.leaseId, 'the create was applied, on our lease');
+    assert.equal((await fx.raw.get(k).exec()).kvs[0]?.lease, a.session.leaseId, 'the create was applied, on our lease');
     const end = performance.now() + 2 * RT + 1000;
-    while ((await raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
-    assert.equal((await raw.get(k).exec()).kvs.length, 0, 'the undecided key was found and deleted');
+    while ((await fx.raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await fx.raw.get(k).exec()).kvs.length, 0, 'the undecided key was found and deleted');
     const t = await a.acquire('a');
     assert.ok(t, 'free again for the next acquire');
   });
@@ -167,10 +157,10 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     }) as typeof a.session.call;
     term.end('deadline');
     await assert.rejects(a.release(term), BackendUnavailableError);
-    assert.equal((await raw.get(k).exec()).kvs.length, 1, 'still there right after the failed release');
+    assert.equal((await fx.raw.get(k).exec()).kvs.length, 1, 'still there right after the failed release');
     const end = performance.now() + 2 * RT + 1000;
-    while ((await raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
-    assert.equal((await raw.get(k).exec()).kvs.length, 0, 'deleted in the background');
+    while ((await fx.raw.get(k).exec()).kvs.length > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await fx.raw.get(k).exec()).kvs.length, 0, 'deleted in the background');
     assert.ok(await a.acquire('a'), 'free again');
   });
 
@@ -189,7 +179,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
 
   it('a key without a lease (etcdctl put) is held forever: warning, never stolen', async () => {
     const k = key();
-    await promisify(execFile)(ETCDCTL_BIN, ['--endpoints', cluster.endpoints[0]!, 'put', k, 'operator'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    await promisify(execFile)(ETCDCTL_BIN, ['--endpoints', fx.cluster.endpoints[0]!, 'put', k, 'operator'], { env: { ...process.env, ETCDCTL_API: '3' } });
     const a = lock(k);
     const warnings: Error[] = [];
     a.on('warning', (w) => warnings.push(w));
@@ -198,13 +188,13 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     const s = await a.get();
     assert.equal(s.leader?.holder, 'operator');
     assert.equal(s.leader?.ttlMs, Number.POSITIVE_INFINITY);
-    assert.equal((await raw.get(k).string()), 'operator');
+    assert.equal((await fx.raw.get(k).string()), 'operator');
   });
 
   it('a 1 MB holder written by another tool: the warning quotes 256 characters and the size, the record keeps it whole (issue 13)', async () => {
     const k = key();
     const huge = 'h'.repeat(1_000_000);
-    await raw.put(k).value(huge);
+    await fx.raw.put(k).value(huge);
     const a = lock(k);
     const warnings: Error[] = [];
     a.on('warning', (w) => warnings.push(w));
@@ -226,12 +216,12 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     assert.equal(await a.release(t1, { successor: 'c' }), true);
     assert.equal(t1.endReason, 'handover');
     assert.deepEqual(await b.get(), { successor: 'c' });
-    assert.equal(JSON.parse((await raw.get(`${scope}/failover`).string())!).member, 'c');
+    assert.equal(JSON.parse((await fx.raw.get(`${scope}/failover`).string())!).member, 'c');
     assert.equal(await b.acquire('b'), undefined);
     const t3 = await c.acquire('c');
     assert.ok(t3 && t3.token > t1.token);
     assert.deepEqual(await b.get(), { leader: { holder: 'c', token: t3.token, ttlMs: TTL, live: true } });
-    assert.equal(await raw.get(`${scope}/failover`).string(), null, 'the nominee completes Patroni failover');
+    assert.equal(await fx.raw.get(`${scope}/failover`).string(), null, 'the nominee completes Patroni failover');
   });
 
   it('handover to a nominee that never comes: another candidate leads after the nomination expires (real time)', async () => {
@@ -289,7 +279,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
   });
 
   it('one shared session = one lease for every lock; the last close revokes it', async () => {
-    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
+    const session = new EtcdSession({ endpoints: fx.cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
     try {
       const l1 = new EtcdLock({ session, key: key() });
       const l2 = new EtcdLock({ session, key: key() });
@@ -298,17 +288,17 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
       assert.equal(l1.leaseOf(t1), l2.leaseOf(t2));
       const lease = session.leaseId!;
       await l1.close();
-      assert.equal(Number((await raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL) > 0, true, 'still used by l2');
+      assert.equal(Number((await fx.raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL) > 0, true, 'still used by l2');
       await l2.close();
-      assert.equal(Number((await raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL), -1, 'revoked by the last close');
-      assert.throws(() => new EtcdLock({ session, key: '/k', endpoints: cluster.endpoints, ttlMs: 5000 }), /endpoints belongs to the shared session[\s\S]*ttlMs \(5000\) differs/);
+      assert.equal(Number((await fx.raw.leaseClient.leaseTimeToLive({ ID: lease })).TTL), -1, 'revoked by the last close');
+      assert.throws(() => new EtcdLock({ session, key: '/k', endpoints: fx.cluster.endpoints, ttlMs: 5000 }), /endpoints belongs to the shared session[\s\S]*ttlMs \(5000\) differs/);
     } finally {
       await session.close();
     }
   });
 
   it('renews of 100 locks on one session, called together: one keep-alive and two ownership txns; a key taken by another writer fails only its own renew (issue 15)', async () => {
-    const session = new EtcdSession({ endpoints: cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
+    const session = new EtcdSession({ endpoints: fx.cluster.endpoints, ttlMs: TTL, requestTimeoutMs: RT });
     try {
       const ls = Array.from({ length: 100 }, () => new EtcdLock({ session, key: key() }));
       const terms = await Promise.all(ls.map((l) => l.acquire('x').then((t) => t!)));
@@ -316,7 +306,7 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
       const calls: string[] = [];
       const call = session.call.bind(session);
       session.call = ((what: string, ...rest: [never, never]) => (calls.push(what), call(what, ...rest))) as typeof session.call;
-      await raw.put(ls[7]!.key).value('intruder'); // drops our lease from key 7: that one is taken
+      await fx.raw.put(ls[7]!.key).value('intruder'); // drops our lease from key 7: that one is taken
       const before = terms.map((t) => t.validUntil);
       const results = await Promise.allSettled(ls.map((l, i) => l.renew(terms[i]!)));
       assert.deepEqual(calls.filter((c) => c === 'etcd renew').length, 2, '100 keys, 64 per txn');
@@ -337,12 +327,12 @@ describe('EtcdLock on real etcd', { concurrency: true }, () => {
     const b = lock(k);
     const t1 = (await a.acquire('a'))!;
     assert.equal((await a.fencedWrite(t1, [{ put: `${k}/data`, value: 'from-a' }])).ok, true);
-    await raw.delete().key(k); // a's key vanishes behind its back (as after a pause past its lease)
+    await fx.raw.delete().key(k); // a's key vanishes behind its back (as after a pause past its lease)
     const t2 = (await b.acquire('b'))!;
     const stale = { token: t1.token, isValid: () => true }; // a paused leader whose clock did not notice
-    assert.deepEqual((await fencedWrite(raw.kv, k, stale, [{ put: `${k}/data`, value: 'stale' }])).refusedBy, 'etcd');
+    assert.deepEqual((await fencedWrite(fx.raw.kv, k, stale, [{ put: `${k}/data`, value: 'stale' }])).refusedBy, 'etcd');
     assert.equal((await b.fencedWrite(t2, [{ put: `${k}/data`, value: 'from-b' }])).ok, true);
-    assert.equal(await raw.get(`${k}/data`).string(), 'from-b');
+    assert.equal(await fx.raw.get(`${k}/data`).string(), 'from-b');
     await a.release(t1);
     assert.deepEqual(await a.fencedWrite(t1, [{ put: `${k}/data`, value: 'late' }]), { ok: false, refusedBy: 'term' });
   });

@@ -6,30 +6,19 @@
  *   not wait for the lease to expire.
  * Release failures are injected by a client wrapper that fails the release txn (a delete) of one key.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3, type ITxnRequest } from 'etcd3';
+import type { ITxnRequest } from 'etcd3';
 import { EtcdLock, EtcdSession } from '../../../src/backends/etcd/index.js';
 import type { EtcdRpc } from '../../../src/backends/etcd/members.js';
 import { BackendUnavailableError } from '../../../src/core/errors.js';
-import { startEtcd, waitHealthy, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdForFile, waitHealthy } from '../../helpers/etcd-cluster.js';
 
 const TTL = 2000;
 /** Generous per-call deadline: a fresh connection on a shared, loaded 2-core box can take a while. */
 const RT = 1500;
-let cluster: EtcdCluster;
-let raw: Etcd3;
-const cleanups: Array<() => Promise<unknown>> = [];
+const fx = etcdForFile();
 
-before(async () => {
-  cluster = await startEtcd();
-  raw = new Etcd3({ hosts: cluster.endpoints });
-});
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  raw?.close();
-  await cluster?.stop();
-});
 
 /** An etcd client whose release txns (a delete) of `key` fail while `broken.on` is set. */
 function flakyClient(key: string): { rpc: EtcdRpc; broken: { on: boolean } } {
@@ -37,11 +26,11 @@ function flakyClient(key: string): { rpc: EtcdRpc; broken: { on: boolean } } {
   const isRelease = (req: ITxnRequest): boolean => (req.success ?? []).some((op) => op.request_delete_range && Buffer.from(op.request_delete_range.key as Buffer).toString() === key);
   const rpc: EtcdRpc = {
     kv: {
-      range: (req, o) => raw.kv.range(req, o),
-      txn: (req, o) => (broken.on && isRelease(req) ? Promise.reject(new BackendUnavailableError('injected: release txn lost', { backend: 'etcd' })) : raw.kv.txn(req, o)),
+      range: (req, o) => fx.raw.kv.range(req, o),
+      txn: (req, o) => (broken.on && isRelease(req) ? Promise.reject(new BackendUnavailableError('injected: release txn lost', { backend: 'etcd' })) : fx.raw.kv.txn(req, o)),
     },
-    leaseClient: raw.leaseClient,
-    watchClient: raw.watchClient,
+    leaseClient: fx.raw.leaseClient,
+    watchClient: fx.raw.watchClient,
   };
   return { rpc, broken };
 }
@@ -49,7 +38,7 @@ function flakyClient(key: string): { rpc: EtcdRpc; broken: { on: boolean } } {
 async function keyGone(k: string, withinMs: number): Promise<number> {
   const start = performance.now();
   for (let i = 0; performance.now() - start < withinMs && i < 1000; i++) {
-    if ((await raw.get(k).exec()).kvs.length === 0) return performance.now() - start;
+    if ((await fx.raw.get(k).exec()).kvs.length === 0) return performance.now() - start;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`key ${k} still present after ${withinMs} ms`);
@@ -62,8 +51,8 @@ describe('etcd: a failed release is retried until the key is gone', { concurrenc
     const session = new EtcdSession({ client: rpc, ttlMs: TTL, requestTimeoutMs: RT });
     const l1 = new EtcdLock({ session, key: k1 });
     const l2 = new EtcdLock({ session, key: '/retry/shared/two' });
-    const other = new EtcdLock({ endpoints: cluster.endpoints, key: k1, ttlMs: TTL, requestTimeoutMs: RT });
-    cleanups.push(() => Promise.allSettled([l1.close(), l2.close(), other.close()]).then(() => session.close()));
+    const other = new EtcdLock({ endpoints: fx.cluster.endpoints, key: k1, ttlMs: TTL, requestTimeoutMs: RT });
+    fx.cleanups.push(() => Promise.allSettled([l1.close(), l2.close(), other.close()]).then(() => session.close()));
     l1.on('warning', () => undefined);
     const t1 = (await l1.acquire('one'))!;
     const t2 = (await l2.acquire('two'))!;
@@ -100,7 +89,7 @@ describe('etcd: a failed release is retried until the key is gone', { concurrenc
     const { rpc, broken } = flakyClient(k);
     const session = new EtcdSession({ client: rpc, ttlMs: 5000, requestTimeoutMs: RT });
     const l = new EtcdLock({ session, key: k });
-    cleanups.push(() => l.close().then(() => session.close()));
+    fx.cleanups.push(() => l.close().then(() => session.close()));
     l.on('warning', () => undefined);
     const t = (await l.acquire('a'))!;
     t.end('deadline');
@@ -124,14 +113,14 @@ describe('etcd: after an outage the deposed leader’s release is retried once e
   // its full TTL — so without a retry the successor waits a whole ttl after etcd is back.
   it('etcd killed: the release fails; after restart the key is deleted long before its lease (ttl 5 s) would expire', async () => {
     const k = '/retry/outage/leader';
-    const a = new EtcdLock({ endpoints: cluster.endpoints, key: k, ttlMs: 5000, requestTimeoutMs: RT });
-    const b = new EtcdLock({ endpoints: cluster.endpoints, key: k, ttlMs: 5000, requestTimeoutMs: RT });
-    cleanups.push(() => Promise.allSettled([a.close(), b.close()]));
+    const a = new EtcdLock({ endpoints: fx.cluster.endpoints, key: k, ttlMs: 5000, requestTimeoutMs: RT });
+    const b = new EtcdLock({ endpoints: fx.cluster.endpoints, key: k, ttlMs: 5000, requestTimeoutMs: RT });
+    fx.cleanups.push(() => Promise.allSettled([a.close(), b.close()]));
     a.on('warning', () => undefined);
     const t = (await a.acquire('a'))!;
     assert.ok(t);
     assert.equal(await b.acquire('b'), undefined);
-    const member = cluster.members[0]!;
+    const member = fx.cluster.members[0]!;
     await member.kill('SIGKILL');
     let back = 0;
     try {
