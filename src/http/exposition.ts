@@ -1,4 +1,4 @@
-import type { Labels, PromModule, PromRegistry } from './prom.js';
+import type { Labels, MetricConfig, PromModule, PromRegistry } from './prom.js';
 
 /**
  * The Prometheus text exposition format (version 0.0.4), written here so `/metrics` works out of the
@@ -7,15 +7,6 @@ import type { Labels, PromModule, PromRegistry } from './prom.js';
  * so the same metric code feeds either. prom-client stays the way to merge our metrics into an
  * application's own registry (`createHealthHandler(source, { registry })`).
  */
-
-interface MetricConfig {
-  name: string;
-  help: string;
-  labelNames: readonly string[];
-  registers: readonly PromRegistry[];
-  buckets?: readonly number[];
-  collect?: () => void | Promise<void>;
-}
 
 interface Metric {
   readonly name: string;

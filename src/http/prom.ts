@@ -12,7 +12,8 @@ export interface PromRegistry {
   getSingleMetric(name: string): unknown;
 }
 
-interface MetricConfig {
+/** What `metricSet()` passes to a metric constructor: prom-client's options, the slice we use. */
+export interface MetricConfig {
   name: string;
   help: string;
   labelNames: readonly string[];
