@@ -72,8 +72,10 @@ async function codes(url: string): Promise<Record<string, number>> {
 const DAEMON = [
   process.execPath,
   '-e',
-  'console.log(`started ${process.env.LEADERLOCK_IDENTITY} token=${process.env.LEADERLOCK_TOKEN}`);' +
-    'process.on("SIGUSR1", () => process.exit(5)); process.on("SIGTERM", () => process.exit(0)); setInterval(() => {}, 1000);',
+  // Handlers first: "started" tells the test it may signal the command now (printed before them, a
+  // loaded host could deliver the test's SIGTERM while the default action still applies).
+  'process.on("SIGUSR1", () => process.exit(5)); process.on("SIGTERM", () => process.exit(0));' +
+    'console.log(`started ${process.env.LEADERLOCK_IDENTITY} token=${process.env.LEADERLOCK_TOKEN}`); setInterval(() => {}, 1000);',
 ];
 
 describe('leaderlock run on a local etcd', () => {
