@@ -13,7 +13,10 @@ import { KubeClient } from '../../src/backends/kubernetes/client.js';
 import { KubernetesLock } from '../../src/backends/kubernetes/lock.js';
 import { endpointsResolver, type EndpointsResolver } from '../../src/backends/kubernetes/resolver.js';
 import { lockConformance } from '../../src/testing/conformance.js';
-import { realBin } from './harness/bins.js';
+import { systemClock } from '../../src/core/clock.js';
+import type { LeaderLock } from '../../src/core/lock.js';
+import { electorSuite } from '../elector/suite.js';
+import { realBin, realVersion } from './harness/bins.js';
 import { startKubeCluster, type KubeCluster } from './harness/kube.js';
 import { sh } from './harness/procs.js';
 import { raw, type RawResponse, type RawTarget } from './harness/raw.js';
@@ -81,6 +84,41 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
   );
 }
 
+
+// The shared elector suite (test/elector/suite.ts, also run on the memory fake by `npm test`) on a
+// Lease, each elector with its own KubeClient through endpointsResolver on the three API servers, as
+// separate processes would. A crash closes that client without a release: nothing more reaches the
+// server, and the others judge the Lease expired on their own clocks (unchanged for its duration).
+{
+  const ELECTOR_TTL = 4000;
+  let name = 'real-elector-0';
+  let seqE = 0;
+  const clientOf = new Map<LeaderLock, KubeClient>();
+  electorSuite(
+    {
+      name: `kubernetes Lease, ${realVersion('kube-apiserver')} kube-apiservers via endpointsResolver, real time`,
+      ttlMs: ELECTOR_TTL,
+      expiryMs: ELECTOR_TTL + 1000,
+      newLock: async () => {
+        const c = client(endpointsResolver({ refreshMs: 2000 }), 1500);
+        const lock = new KubernetesLock({ client: c, kind: 'Lease', name, ttlMs: ELECTOR_TTL, requestTimeoutMs: 1500 });
+        clientOf.set(lock, c);
+        return lock;
+      },
+      crash: async (lock) => {
+        await clientOf.get(lock)!.close();
+      },
+      advance: sleep,
+      now: () => systemClock.now(),
+      cleanup: async () => {
+        clientOf.clear();
+        await closeClients();
+        name = `real-elector-${++seqE}`;
+      },
+    },
+    { describe, it },
+  );
+}
 
 /**
  * Fakes proven against the real server: the same scripted requests to FakeKubeApiServer and to a
