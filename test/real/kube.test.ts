@@ -18,8 +18,8 @@ import type { LeaderLock } from '../../src/core/lock.js';
 import { electorSuite } from '../elector/suite.js';
 import { realBin, realVersion } from './harness/bins.js';
 import { startKubeCluster, type KubeCluster } from './harness/kube.js';
-import { sh } from './harness/procs.js';
-import { raw, type RawResponse, type RawTarget } from './harness/raw.js';
+import { sh, waitFor } from './harness/procs.js';
+import { raw, rawWatch, type RawResponse, type RawTarget, type WatchEvent } from './harness/raw.js';
 import { FakeKubeApiServer } from '../../src/testing/fake-kube/index.js';
 import { clientGoPeer, clientGoPeerVersions, patroniPeer } from './harness/peers.js';
 
@@ -229,6 +229,112 @@ describe('differential: FakeKubeApiServer vs a real kube-apiserver', () => {
       assert.equal(w.status, 200, `${side}: ${w.text}`);
       assert.equal(w.json?.type, 'MODIFIED', `${side}: watch=True must stream events, got ${w.text.slice(0, 200)}`);
       assert.equal(((w.json?.object as { spec: { holderIdentity: string } }).spec.holderIdentity), 'b');
+    }
+  });
+
+  it('a watch from a resourceVersion older than the server keeps: 200, then one ERROR event 410 Expired, then the end, on both', async () => {
+    // What "too old" means: the real API server serves watches from its watch cache, which starts at
+    // the list it makes when it starts and keeps every event since (etcd compaction does not touch
+    // it). So an older resourceVersion is one from before an API server (re)started: we kill -9 and
+    // restart one, as a rolling upgrade does, and watch it from before. The fake's equivalent is
+    // `store.compact()` (drops its event history).
+    const t = targets();
+    const n = `diff-gone-${Date.now()}`;
+    const answers: Record<string, { status: number; events: WatchEvent[]; byServer: boolean; rvs: string[] }> = {};
+    const rvOf = (res: RawResponse): string => (res.json!.metadata as { resourceVersion: string }).resourceVersion;
+    for (const [side, target] of [['fake', t.fake], ['real', t.real]] as const) {
+      const created = await raw(target, 'POST', leases, { body: lease(n, 'a') });
+      assert.equal(created.status, 201, `${side}: ${created.text}`);
+      const updated = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'b', { resourceVersion: rvOf(created) }) });
+      assert.equal(updated.status, 200, `${side}: ${updated.text}`);
+      if (side === 'fake') fake.store.compact();
+      else {
+        const s = cluster.apiServers[0]!;
+        await s.signal('SIGKILL');
+        await s.restart();
+      }
+      const w = rawWatch(target, `${leases}?watch=1&resourceVersion=${rvOf(created)}&fieldSelector=metadata.name%3D${n}`, 10_000);
+      const { byServer } = await w.ended;
+      answers[side] = { status: w.status, events: w.events, byServer, rvs: [rvOf(created), rvOf(updated)] };
+    }
+    const f = answers.fake!;
+    const r = answers.real!;
+    const show = `\n  fake: ${f.status} ${JSON.stringify(f.events)}\n  real: ${r.status} ${JSON.stringify(r.events)}`;
+    console.log(`watch from a resourceVersion older than the server keeps:${show}`);
+    assert.equal(r.status, 200, show);
+    assert.equal(f.status, r.status, show);
+    for (const side of [f, r]) {
+      assert.equal(side.byServer, true, `the server ends the stream after the error${show}`);
+      assert.deepEqual(side.events.map((e) => e.type), ['ERROR'], show);
+      const st = side.events[0]!.object;
+      assert.equal(st.kind, 'Status', show);
+      assert.equal(st.apiVersion, 'v1', show);
+      assert.equal(st.status, 'Failure', show);
+      assert.equal(st.code, 410, show);
+      assert.equal(st.reason, 'Expired', show);
+      const m = /^too old resource version: (\d+) \((\d+)\)$/.exec(String(st.message));
+      assert.ok(m, `message shape${show}`);
+      assert.equal(m[1], side.rvs[0], show);
+      assert.ok(BigInt(m[2]!) >= BigInt(side.rvs[1]!), `the oldest resourceVersion it keeps is at least the last write's${show}`);
+    }
+    // Leave three API servers listed for the tests after this one.
+    const admin = cluster.admin();
+    try {
+      await waitFor('default/kubernetes to list all three API servers again', 60_000, async () => {
+        const res = await admin.request<{ subsets?: { addresses?: { ip: string }[] }[] }>({ method: 'GET', path: '/api/v1/namespaces/default/endpoints/kubernetes' });
+        return (res.body.subsets?.[0]?.addresses?.length ?? 0) === 3;
+      });
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('watch event order: ADDED, MODIFIED, DELETED with increasing resourceVersions (replayed and live), then a BOOKMARK before the timeout', async () => {
+    const t = targets();
+    const seen: Record<string, { events: WatchEvent[]; rvs: string[]; byServer: boolean }> = {};
+    for (const [side, target] of [['fake', t.fake], ['real', t.real]] as const) {
+      const n = `diff-order-${side}-${Date.now()}`;
+      const list = await raw(target, 'GET', `${leases}?fieldSelector=metadata.name%3D${n}`);
+      assert.equal(list.status, 200, `${side}: list ${list.text}`);
+      const listRv = (list.json!.metadata as { resourceVersion: string }).resourceVersion;
+      const rvOf = (res: RawResponse): string => (res.json!.metadata as { resourceVersion: string }).resourceVersion;
+      // Two writes before the watch opens (replayed from listRv), two while it is open (live).
+      const created = await raw(target, 'POST', leases, { body: lease(n, 'a') });
+      assert.equal(created.status, 201, `${side}: ${created.text}`);
+      const updated = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'b', { resourceVersion: rvOf(created) }) });
+      assert.equal(updated.status, 200, `${side}: ${updated.text}`);
+      const w = rawWatch(target, `${leases}?watch=1&resourceVersion=${listRv}&fieldSelector=metadata.name%3D${n}&allowWatchBookmarks=true&timeoutSeconds=5`, 15_000);
+      await w.opened;
+      for (let i = 0; i < 100 && w.events.length < 2; i++) await sleep(20);
+      assert.equal(w.events.length, 2, `${side}: the two earlier writes replayed: ${JSON.stringify(w.events)}`);
+      const again = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'c', { resourceVersion: rvOf(updated) }) });
+      assert.equal(again.status, 200, `${side}: ${again.text}`);
+      const deleted = await raw(target, 'DELETE', `${leases}/${n}`);
+      assert.equal(deleted.status, 200, `${side}: ${deleted.text}`);
+      const { byServer } = await w.ended;
+      seen[side] = { events: w.events, rvs: [rvOf(created), rvOf(updated), rvOf(again)], byServer };
+    }
+    const brief = (evs: WatchEvent[]): string =>
+      evs.map((e) => `${e.type}@${(e.object.metadata as { resourceVersion?: string } | undefined)?.resourceVersion}+${e.atMs.toFixed(0)}ms${e.type === 'BOOKMARK' ? JSON.stringify(e.object) : ''}`).join(' ');
+    const show = `\n  fake: ${brief(seen.fake!.events)}\n  real: ${brief(seen.real!.events)}`;
+    console.log(`watch event order:${show}`);
+    for (const side of ['fake', 'real'] as const) {
+      const { events, rvs, byServer } = seen[side]!;
+      const changes = events.filter((e) => e.type !== 'BOOKMARK');
+      assert.deepEqual(changes.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'], `${side}${show}`);
+      const evRvs = changes.map((e) => (e.object.metadata as { resourceVersion: string }).resourceVersion);
+      assert.deepEqual(evRvs.slice(0, 3), rvs, `${side}: events carry the resourceVersions the writes returned${show}`);
+      for (let i = 1; i < evRvs.length; i++) assert.ok(BigInt(evRvs[i]!) > BigInt(evRvs[i - 1]!), `${side}: increasing resourceVersions${show}`);
+      assert.deepEqual(changes.map((e) => (e.object.spec as { holderIdentity: string }).holderIdentity), ['a', 'b', 'c', 'c'], `${side}${show}`);
+      const bookmarks = events.filter((e) => e.type === 'BOOKMARK');
+      assert.ok(bookmarks.length >= 1, `${side}: a BOOKMARK before the 5 s timeout${show}`);
+      for (const b of bookmarks) {
+        assert.equal(b.object.kind, 'Lease', `${side}${show}`);
+        assert.equal(b.object.apiVersion, 'coordination.k8s.io/v1', `${side}${show}`);
+        assert.ok(BigInt((b.object.metadata as { resourceVersion: string }).resourceVersion) >= BigInt(evRvs.at(-1)!), `${side}: a bookmark is not behind the events${show}`);
+      }
+      assert.ok(events.indexOf(bookmarks[0]!) > events.indexOf(changes.at(-1)!), `${side}: the bookmark came after the writes${show}`);
+      assert.equal(byServer, true, `${side}: the server ends the watch at timeoutSeconds${show}`);
     }
   });
 
