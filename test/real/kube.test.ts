@@ -6,11 +6,12 @@
  * holding and releasing a lock on the same servers. Real time throughout.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KubeClient } from '../../src/backends/kubernetes/client.js';
 import { KubernetesLock } from '../../src/backends/kubernetes/lock.js';
+import { LeaderElector } from '../../src/elector/index.js';
 import { endpointsResolver, type EndpointsResolver } from '../../src/backends/kubernetes/resolver.js';
 import { lockConformance } from '../../src/testing/conformance.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -492,6 +493,99 @@ describe('real kube-apiservers', () => {
     } finally {
       await lock.close();
       await c.close();
+    }
+  });
+
+  it('a token rotated on disk: the client re-reads its token file on the 401 and the elector keeps its term', async () => {
+    // A ServiceAccount allowed leases only, and two bound tokens from the TokenRequest API, each bound
+    // to its own Secret: deleting Secret A invalidates token A (after the API servers' 10 s token
+    // cache), as a kubelet-rotated projected token stops working when its pod goes.
+    const admin = cluster.admin();
+    const sa = 'token-rotation';
+    const tokenFile = join(cluster.dir, 'rotating-token');
+    const renews: { at: number; ok: boolean; ms: number; error?: string }[] = [];
+    let elector: LeaderElector | undefined;
+    let c: KubeClient | undefined;
+    try {
+      await admin.request({ method: 'POST', path: '/api/v1/namespaces/default/serviceaccounts', body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } } });
+      await admin.request({
+        method: 'POST',
+        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+        body: {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRoleBinding',
+          metadata: { name: sa },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'leaderlock-leases-only' },
+          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'default' }],
+        },
+      });
+      const boundToken = async (secret: string): Promise<string> => {
+        const made = await admin.request<{ metadata: { uid: string } }>({ method: 'POST', path: '/api/v1/namespaces/default/secrets', body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: secret }, type: 'Opaque' } });
+        const tr = await admin.request<{ status: { token: string } }>({
+          method: 'POST',
+          path: `/api/v1/namespaces/default/serviceaccounts/${sa}/token`,
+          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, boundObjectRef: { kind: 'Secret', apiVersion: 'v1', name: secret, uid: made.body.metadata.uid } } },
+        });
+        return tr.body.status.token;
+      };
+      const tokenA = await boundToken('token-rotation-a');
+      const tokenB = await boundToken('token-rotation-b');
+      const leasesVia = (s: (typeof cluster.apiServers)[number], token: string): Promise<RawResponse> =>
+        raw({ server: s.url, servername: 'kubernetes.default.svc', ca: cluster.ca, token }, 'GET', '/apis/coordination.k8s.io/v1/namespaces/default/leases');
+      for (const s of cluster.apiServers) for (const tok of [tokenA, tokenB]) assert.equal((await leasesVia(s, tok)).status, 200, `both tokens work on ${s.ip}`);
+
+      writeFileSync(tokenFile, `${tokenA}\n`, { mode: 0o600 });
+      const { token: _static, ...conn } = cluster.clientOptions();
+      c = new KubeClient({ ...conn, tokenFile, requestTimeoutMs: 2000 });
+      const lock = new KubernetesLock({ client: c, kind: 'Lease', name: 'token-rotation', ttlMs: 4000, requestTimeoutMs: 2000 });
+      elector = new LeaderElector(lock, { identity: 'rotating', retryPeriodMs: 300 });
+      const lost: string[] = [];
+      elector.on('lost', (_t, reason) => lost.push(reason));
+      elector.on('warning', () => undefined);
+      elector.on('renew', (info) => renews.push({ at: systemClock.now(), ok: info.ok, ms: info.durationMs, ...(info.error ? { error: info.error.message } : {}) }));
+      await elector.start();
+      assert.equal(elector.isLeader, true);
+      const term = elector.term!;
+      await sleep(1500);
+
+      // Rotate on disk as the kubelet does (a new file swapped in), then invalidate the old token.
+      writeFileSync(`${tokenFile}.new`, `${tokenB}\n`, { mode: 0o600 });
+      renameSync(`${tokenFile}.new`, tokenFile);
+      const rotatedAt = systemClock.now();
+      await admin.request({ method: 'DELETE', path: '/api/v1/namespaces/default/secrets/token-rotation-a' });
+      const deletedAt = systemClock.now();
+      // Bounded: token A is refused by every API server (their success cache lasts 10 s).
+      await waitFor('token A to be refused by all three API servers', 30_000, async () => (await Promise.all(cluster.apiServers.map(async (s) => (await leasesVia(s, tokenA)).status))).every((st) => st === 401));
+      const refusedAt = systemClock.now();
+      // Keep renewing well past that: every renew from here on can only have used token B.
+      await sleep(3000);
+      for (const s of cluster.apiServers) assert.equal((await leasesVia(s, tokenB)).status, 200, `token B still works on ${s.ip}`);
+
+      assert.deepEqual(lost, [], 'no term lost');
+      assert.equal(elector.isLeader, true);
+      assert.equal(elector.term, term, 'the same term throughout');
+      assert.ok(term.isValid());
+      const after = renews.filter((r) => r.at > refusedAt);
+      assert.ok(after.length >= 5 && after.every((r) => r.ok), `renews after token A was refused everywhere all succeeded: ${JSON.stringify(after)}`);
+      const ok = renews.filter((r) => r.ok && r.at >= rotatedAt - 2000);
+      let gap = 0;
+      for (let i = 1; i < ok.length; i++) gap = Math.max(gap, ok[i]!.at - ok[i - 1]!.at);
+      const failed = renews.filter((r) => !r.ok);
+      const slowest = Math.max(...renews.filter((r) => r.at >= rotatedAt).map((r) => r.ms));
+      console.log(
+        `token rotated on disk: token A refused by all API servers ${(refusedAt - deletedAt).toFixed(0)} ms after Secret A was deleted; ` +
+          `${renews.filter((r) => r.at >= rotatedAt).length} renews since the rotation, ${failed.length} failed; largest gap between confirmed renews ${gap.toFixed(0)} ms (retry period 300 ms); slowest renew ${slowest.toFixed(0)} ms`,
+      );
+      assert.equal(failed.length, 0, `no renew failed: ${JSON.stringify(failed)}`);
+      assert.ok(gap < 2000, `renews kept their pace: largest gap ${gap.toFixed(0)} ms`);
+      await elector.stop();
+    } finally {
+      await elector?.stop().catch(() => undefined);
+      await c?.close();
+      for (const path of ['/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/token-rotation', '/api/v1/namespaces/default/secrets/token-rotation-b', `/api/v1/namespaces/default/serviceaccounts/${sa}`]) {
+        await admin.request({ method: 'DELETE', path, accept: [404] }).catch(() => undefined);
+      }
+      await admin.close();
     }
   });
 
