@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EtcdLock } from '../../src/backends/etcd/index.js';
 import { lockConformance } from '../../src/testing/conformance.js';
+import { systemClock } from '../../src/core/clock.js';
+import { electorSuite } from '../elector/suite.js';
 import { ETCD_BIN, startEtcd, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { realBin, realVersion } from './harness/bins.js';
 import { patroniPeer } from './harness/peers.js';
@@ -38,6 +40,26 @@ lockConformance(
     advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     cleanup: async () => {
       n++;
+    },
+  },
+  { describe, it },
+);
+
+// The shared elector suite (test/elector/suite.ts, also run on the memory fake by `npm test`), in
+// real time: each elector has its own EtcdLock and session, as separate processes would. A crash
+// abandons the session (connections closed, the lease left to expire), as a killed process does.
+let electorKey = 0;
+electorSuite(
+  {
+    name: `etcd ${realVersion('etcd')}, real time`,
+    ttlMs: 3000,
+    expiryMs: 3000 + 1000,
+    newLock: async () => new EtcdLock({ endpoints: cluster.endpoints, key: `/real-elector/${electorKey}/leader`, ttlMs: 3000, requestTimeoutMs: 1000 }),
+    crash: (lock) => (lock as EtcdLock).session.abandon(),
+    advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: () => systemClock.now(),
+    cleanup: async () => {
+      electorKey++;
     },
   },
   { describe, it },

@@ -6,17 +6,21 @@
  * holding and releasing a lock on the same servers. Real time throughout.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KubeClient } from '../../src/backends/kubernetes/client.js';
 import { KubernetesLock } from '../../src/backends/kubernetes/lock.js';
+import { LeaderElector } from '../../src/elector/index.js';
 import { endpointsResolver, type EndpointsResolver } from '../../src/backends/kubernetes/resolver.js';
 import { lockConformance } from '../../src/testing/conformance.js';
-import { realBin } from './harness/bins.js';
+import { systemClock } from '../../src/core/clock.js';
+import type { LeaderLock } from '../../src/core/lock.js';
+import { electorSuite } from '../elector/suite.js';
+import { realBin, realVersion } from './harness/bins.js';
 import { startKubeCluster, type KubeCluster } from './harness/kube.js';
-import { sh } from './harness/procs.js';
-import { raw, type RawResponse, type RawTarget } from './harness/raw.js';
+import { sh, waitFor } from './harness/procs.js';
+import { raw, rawWatch, type RawResponse, type RawTarget, type WatchEvent } from './harness/raw.js';
 import { FakeKubeApiServer } from '../../src/testing/fake-kube/index.js';
 import { clientGoPeer, clientGoPeerVersions, patroniPeer } from './harness/peers.js';
 
@@ -81,6 +85,41 @@ for (const kind of ['Lease', 'Endpoints', 'ConfigMap'] as const) {
   );
 }
 
+
+// The shared elector suite (test/elector/suite.ts, also run on the memory fake by `npm test`) on a
+// Lease, each elector with its own KubeClient through endpointsResolver on the three API servers, as
+// separate processes would. A crash closes that client without a release: nothing more reaches the
+// server, and the others judge the Lease expired on their own clocks (unchanged for its duration).
+{
+  const ELECTOR_TTL = 4000;
+  let name = 'real-elector-0';
+  let seqE = 0;
+  const clientOf = new Map<LeaderLock, KubeClient>();
+  electorSuite(
+    {
+      name: `kubernetes Lease, ${realVersion('kube-apiserver')} kube-apiservers via endpointsResolver, real time`,
+      ttlMs: ELECTOR_TTL,
+      expiryMs: ELECTOR_TTL + 1000,
+      newLock: async () => {
+        const c = client(endpointsResolver({ refreshMs: 2000 }), 1500);
+        const lock = new KubernetesLock({ client: c, kind: 'Lease', name, ttlMs: ELECTOR_TTL, requestTimeoutMs: 1500 });
+        clientOf.set(lock, c);
+        return lock;
+      },
+      crash: async (lock) => {
+        await clientOf.get(lock)!.close();
+      },
+      advance: sleep,
+      now: () => systemClock.now(),
+      cleanup: async () => {
+        clientOf.clear();
+        await closeClients();
+        name = `real-elector-${++seqE}`;
+      },
+    },
+    { describe, it },
+  );
+}
 
 /**
  * Fakes proven against the real server: the same scripted requests to FakeKubeApiServer and to a
@@ -191,6 +230,112 @@ describe('differential: FakeKubeApiServer vs a real kube-apiserver', () => {
       assert.equal(w.status, 200, `${side}: ${w.text}`);
       assert.equal(w.json?.type, 'MODIFIED', `${side}: watch=True must stream events, got ${w.text.slice(0, 200)}`);
       assert.equal(((w.json?.object as { spec: { holderIdentity: string } }).spec.holderIdentity), 'b');
+    }
+  });
+
+  it('a watch from a resourceVersion older than the server keeps: 200, then one ERROR event 410 Expired, then the end, on both', async () => {
+    // What "too old" means: the real API server serves watches from its watch cache, which starts at
+    // the list it makes when it starts and keeps every event since (etcd compaction does not touch
+    // it). So an older resourceVersion is one from before an API server (re)started: we kill -9 and
+    // restart one, as a rolling upgrade does, and watch it from before. The fake's equivalent is
+    // `store.compact()` (drops its event history).
+    const t = targets();
+    const n = `diff-gone-${Date.now()}`;
+    const answers: Record<string, { status: number; events: WatchEvent[]; byServer: boolean; rvs: string[] }> = {};
+    const rvOf = (res: RawResponse): string => (res.json!.metadata as { resourceVersion: string }).resourceVersion;
+    for (const [side, target] of [['fake', t.fake], ['real', t.real]] as const) {
+      const created = await raw(target, 'POST', leases, { body: lease(n, 'a') });
+      assert.equal(created.status, 201, `${side}: ${created.text}`);
+      const updated = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'b', { resourceVersion: rvOf(created) }) });
+      assert.equal(updated.status, 200, `${side}: ${updated.text}`);
+      if (side === 'fake') fake.store.compact();
+      else {
+        const s = cluster.apiServers[0]!;
+        await s.signal('SIGKILL');
+        await s.restart();
+      }
+      const w = rawWatch(target, `${leases}?watch=1&resourceVersion=${rvOf(created)}&fieldSelector=metadata.name%3D${n}`, 10_000);
+      const { byServer } = await w.ended;
+      answers[side] = { status: w.status, events: w.events, byServer, rvs: [rvOf(created), rvOf(updated)] };
+    }
+    const f = answers.fake!;
+    const r = answers.real!;
+    const show = `\n  fake: ${f.status} ${JSON.stringify(f.events)}\n  real: ${r.status} ${JSON.stringify(r.events)}`;
+    console.log(`watch from a resourceVersion older than the server keeps:${show}`);
+    assert.equal(r.status, 200, show);
+    assert.equal(f.status, r.status, show);
+    for (const side of [f, r]) {
+      assert.equal(side.byServer, true, `the server ends the stream after the error${show}`);
+      assert.deepEqual(side.events.map((e) => e.type), ['ERROR'], show);
+      const st = side.events[0]!.object;
+      assert.equal(st.kind, 'Status', show);
+      assert.equal(st.apiVersion, 'v1', show);
+      assert.equal(st.status, 'Failure', show);
+      assert.equal(st.code, 410, show);
+      assert.equal(st.reason, 'Expired', show);
+      const m = /^too old resource version: (\d+) \((\d+)\)$/.exec(String(st.message));
+      assert.ok(m, `message shape${show}`);
+      assert.equal(m[1], side.rvs[0], show);
+      assert.ok(BigInt(m[2]!) >= BigInt(side.rvs[1]!), `the oldest resourceVersion it keeps is at least the last write's${show}`);
+    }
+    // Leave three API servers listed for the tests after this one.
+    const admin = cluster.admin();
+    try {
+      await waitFor('default/kubernetes to list all three API servers again', 60_000, async () => {
+        const res = await admin.request<{ subsets?: { addresses?: { ip: string }[] }[] }>({ method: 'GET', path: '/api/v1/namespaces/default/endpoints/kubernetes' });
+        return (res.body.subsets?.[0]?.addresses?.length ?? 0) === 3;
+      });
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('watch event order: ADDED, MODIFIED, DELETED with increasing resourceVersions (replayed and live), then a BOOKMARK before the timeout', async () => {
+    const t = targets();
+    const seen: Record<string, { events: WatchEvent[]; rvs: string[]; byServer: boolean }> = {};
+    for (const [side, target] of [['fake', t.fake], ['real', t.real]] as const) {
+      const n = `diff-order-${side}-${Date.now()}`;
+      const list = await raw(target, 'GET', `${leases}?fieldSelector=metadata.name%3D${n}`);
+      assert.equal(list.status, 200, `${side}: list ${list.text}`);
+      const listRv = (list.json!.metadata as { resourceVersion: string }).resourceVersion;
+      const rvOf = (res: RawResponse): string => (res.json!.metadata as { resourceVersion: string }).resourceVersion;
+      // Two writes before the watch opens (replayed from listRv), two while it is open (live).
+      const created = await raw(target, 'POST', leases, { body: lease(n, 'a') });
+      assert.equal(created.status, 201, `${side}: ${created.text}`);
+      const updated = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'b', { resourceVersion: rvOf(created) }) });
+      assert.equal(updated.status, 200, `${side}: ${updated.text}`);
+      const w = rawWatch(target, `${leases}?watch=1&resourceVersion=${listRv}&fieldSelector=metadata.name%3D${n}&allowWatchBookmarks=true&timeoutSeconds=5`, 15_000);
+      await w.opened;
+      for (let i = 0; i < 100 && w.events.length < 2; i++) await sleep(20);
+      assert.equal(w.events.length, 2, `${side}: the two earlier writes replayed: ${JSON.stringify(w.events)}`);
+      const again = await raw(target, 'PUT', `${leases}/${n}`, { body: lease(n, 'c', { resourceVersion: rvOf(updated) }) });
+      assert.equal(again.status, 200, `${side}: ${again.text}`);
+      const deleted = await raw(target, 'DELETE', `${leases}/${n}`);
+      assert.equal(deleted.status, 200, `${side}: ${deleted.text}`);
+      const { byServer } = await w.ended;
+      seen[side] = { events: w.events, rvs: [rvOf(created), rvOf(updated), rvOf(again)], byServer };
+    }
+    const brief = (evs: WatchEvent[]): string =>
+      evs.map((e) => `${e.type}@${(e.object.metadata as { resourceVersion?: string } | undefined)?.resourceVersion}+${e.atMs.toFixed(0)}ms${e.type === 'BOOKMARK' ? JSON.stringify(e.object) : ''}`).join(' ');
+    const show = `\n  fake: ${brief(seen.fake!.events)}\n  real: ${brief(seen.real!.events)}`;
+    console.log(`watch event order:${show}`);
+    for (const side of ['fake', 'real'] as const) {
+      const { events, rvs, byServer } = seen[side]!;
+      const changes = events.filter((e) => e.type !== 'BOOKMARK');
+      assert.deepEqual(changes.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'], `${side}${show}`);
+      const evRvs = changes.map((e) => (e.object.metadata as { resourceVersion: string }).resourceVersion);
+      assert.deepEqual(evRvs.slice(0, 3), rvs, `${side}: events carry the resourceVersions the writes returned${show}`);
+      for (let i = 1; i < evRvs.length; i++) assert.ok(BigInt(evRvs[i]!) > BigInt(evRvs[i - 1]!), `${side}: increasing resourceVersions${show}`);
+      assert.deepEqual(changes.map((e) => (e.object.spec as { holderIdentity: string }).holderIdentity), ['a', 'b', 'c', 'c'], `${side}${show}`);
+      const bookmarks = events.filter((e) => e.type === 'BOOKMARK');
+      assert.ok(bookmarks.length >= 1, `${side}: a BOOKMARK before the 5 s timeout${show}`);
+      for (const b of bookmarks) {
+        assert.equal(b.object.kind, 'Lease', `${side}${show}`);
+        assert.equal(b.object.apiVersion, 'coordination.k8s.io/v1', `${side}${show}`);
+        assert.ok(BigInt((b.object.metadata as { resourceVersion: string }).resourceVersion) >= BigInt(evRvs.at(-1)!), `${side}: a bookmark is not behind the events${show}`);
+      }
+      assert.ok(events.indexOf(bookmarks[0]!) > events.indexOf(changes.at(-1)!), `${side}: the bookmark came after the writes${show}`);
+      assert.equal(byServer, true, `${side}: the server ends the watch at timeoutSeconds${show}`);
     }
   });
 
@@ -348,6 +493,99 @@ describe('real kube-apiservers', () => {
     } finally {
       await lock.close();
       await c.close();
+    }
+  });
+
+  it('a token rotated on disk: the client re-reads its token file on the 401 and the elector keeps its term', async () => {
+    // A ServiceAccount allowed leases only, and two bound tokens from the TokenRequest API, each bound
+    // to its own Secret: deleting Secret A invalidates token A (after the API servers' 10 s token
+    // cache), as a kubelet-rotated projected token stops working when its pod goes.
+    const admin = cluster.admin();
+    const sa = 'token-rotation';
+    const tokenFile = join(cluster.dir, 'rotating-token');
+    const renews: { at: number; ok: boolean; ms: number; error?: string }[] = [];
+    let elector: LeaderElector | undefined;
+    let c: KubeClient | undefined;
+    try {
+      await admin.request({ method: 'POST', path: '/api/v1/namespaces/default/serviceaccounts', body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } } });
+      await admin.request({
+        method: 'POST',
+        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+        body: {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRoleBinding',
+          metadata: { name: sa },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'leaderlock-leases-only' },
+          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'default' }],
+        },
+      });
+      const boundToken = async (secret: string): Promise<string> => {
+        const made = await admin.request<{ metadata: { uid: string } }>({ method: 'POST', path: '/api/v1/namespaces/default/secrets', body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: secret }, type: 'Opaque' } });
+        const tr = await admin.request<{ status: { token: string } }>({
+          method: 'POST',
+          path: `/api/v1/namespaces/default/serviceaccounts/${sa}/token`,
+          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, boundObjectRef: { kind: 'Secret', apiVersion: 'v1', name: secret, uid: made.body.metadata.uid } } },
+        });
+        return tr.body.status.token;
+      };
+      const tokenA = await boundToken('token-rotation-a');
+      const tokenB = await boundToken('token-rotation-b');
+      const leasesVia = (s: (typeof cluster.apiServers)[number], token: string): Promise<RawResponse> =>
+        raw({ server: s.url, servername: 'kubernetes.default.svc', ca: cluster.ca, token }, 'GET', '/apis/coordination.k8s.io/v1/namespaces/default/leases');
+      for (const s of cluster.apiServers) for (const tok of [tokenA, tokenB]) assert.equal((await leasesVia(s, tok)).status, 200, `both tokens work on ${s.ip}`);
+
+      writeFileSync(tokenFile, `${tokenA}\n`, { mode: 0o600 });
+      const { token: _static, ...conn } = cluster.clientOptions();
+      c = new KubeClient({ ...conn, tokenFile, requestTimeoutMs: 2000 });
+      const lock = new KubernetesLock({ client: c, kind: 'Lease', name: 'token-rotation', ttlMs: 4000, requestTimeoutMs: 2000 });
+      elector = new LeaderElector(lock, { identity: 'rotating', retryPeriodMs: 300 });
+      const lost: string[] = [];
+      elector.on('lost', (_t, reason) => lost.push(reason));
+      elector.on('warning', () => undefined);
+      elector.on('renew', (info) => renews.push({ at: systemClock.now(), ok: info.ok, ms: info.durationMs, ...(info.error ? { error: info.error.message } : {}) }));
+      await elector.start();
+      assert.equal(elector.isLeader, true);
+      const term = elector.term!;
+      await sleep(1500);
+
+      // Rotate on disk as the kubelet does (a new file swapped in), then invalidate the old token.
+      writeFileSync(`${tokenFile}.new`, `${tokenB}\n`, { mode: 0o600 });
+      renameSync(`${tokenFile}.new`, tokenFile);
+      const rotatedAt = systemClock.now();
+      await admin.request({ method: 'DELETE', path: '/api/v1/namespaces/default/secrets/token-rotation-a' });
+      const deletedAt = systemClock.now();
+      // Bounded: token A is refused by every API server (their success cache lasts 10 s).
+      await waitFor('token A to be refused by all three API servers', 30_000, async () => (await Promise.all(cluster.apiServers.map(async (s) => (await leasesVia(s, tokenA)).status))).every((st) => st === 401));
+      const refusedAt = systemClock.now();
+      // Keep renewing well past that: every renew from here on can only have used token B.
+      await sleep(3000);
+      for (const s of cluster.apiServers) assert.equal((await leasesVia(s, tokenB)).status, 200, `token B still works on ${s.ip}`);
+
+      assert.deepEqual(lost, [], 'no term lost');
+      assert.equal(elector.isLeader, true);
+      assert.equal(elector.term, term, 'the same term throughout');
+      assert.ok(term.isValid());
+      const after = renews.filter((r) => r.at > refusedAt);
+      assert.ok(after.length >= 5 && after.every((r) => r.ok), `renews after token A was refused everywhere all succeeded: ${JSON.stringify(after)}`);
+      const ok = renews.filter((r) => r.ok && r.at >= rotatedAt - 2000);
+      let gap = 0;
+      for (let i = 1; i < ok.length; i++) gap = Math.max(gap, ok[i]!.at - ok[i - 1]!.at);
+      const failed = renews.filter((r) => !r.ok);
+      const slowest = Math.max(...renews.filter((r) => r.at >= rotatedAt).map((r) => r.ms));
+      console.log(
+        `token rotated on disk: token A refused by all API servers ${(refusedAt - deletedAt).toFixed(0)} ms after Secret A was deleted; ` +
+          `${renews.filter((r) => r.at >= rotatedAt).length} renews since the rotation, ${failed.length} failed; largest gap between confirmed renews ${gap.toFixed(0)} ms (retry period 300 ms); slowest renew ${slowest.toFixed(0)} ms`,
+      );
+      assert.equal(failed.length, 0, `no renew failed: ${JSON.stringify(failed)}`);
+      assert.ok(gap < 2000, `renews kept their pace: largest gap ${gap.toFixed(0)} ms`);
+      await elector.stop();
+    } finally {
+      await elector?.stop().catch(() => undefined);
+      await c?.close();
+      for (const path of ['/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/token-rotation', '/api/v1/namespaces/default/secrets/token-rotation-b', `/api/v1/namespaces/default/serviceaccounts/${sa}`]) {
+        await admin.request({ method: 'DELETE', path, accept: [404] }).catch(() => undefined);
+      }
+      await admin.close();
     }
   });
 

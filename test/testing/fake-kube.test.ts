@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeKubeApiServer, VirtualClock, jsonPatch, mergePatch, strategicMergePatch } from '../../src/testing/index.js';
 import { queryBool } from '../../src/testing/fake-kube/api.js';
-import { raw } from '../real/harness/raw.js';
+import { raw, rawWatch } from '../real/harness/raw.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const CM = '/api/v1/namespaces/default/configmaps';
@@ -118,6 +118,26 @@ describe('FakeKubeApiServer', () => {
     await call(fake, 'PUT', `${CM}/watch-true`, { metadata: { name: 'watch-true', resourceVersion: rv }, data: { a: '2' } });
     const w = await raw(target, 'GET', `${CM}?watch=True&resourceVersion=${rv}&fieldSelector=metadata.name%3Dwatch-true`, { firstLineOnly: true });
     assert.equal(w.json?.type, 'MODIFIED', `a watch stream, not a list: ${w.text.slice(0, 120)}`);
+  });
+
+  it('sends a watch BOOKMARK 2 s before its timeoutSeconds, as the real server does (test:real compares them)', async () => {
+    const target = { ...fake.clientOptions(), server: fake.node(0).url.href };
+    const w = rawWatch(target, `${CM}?watch=1&allowWatchBookmarks=true&timeoutSeconds=5&fieldSelector=metadata.name%3Dno-such`, 10_000);
+    await w.opened;
+    // I/O is real: wait (bounded) for what the virtual clock's move has sent to arrive.
+    const arrived = async (pred: () => boolean): Promise<boolean> => {
+      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 5));
+      return pred();
+    };
+    await clock.advance(2_999);
+    assert.equal(await arrived(() => w.events.length > 0), false, 'nothing before timeout − 2 s');
+    await clock.advance(1);
+    assert.equal(await arrived(() => w.events.length > 0), true, 'a bookmark at timeout − 2 s');
+    assert.deepEqual(w.events.map((e) => e.type), ['BOOKMARK']);
+    assert.equal((w.events[0]!.object.metadata as { resourceVersion: string }).resourceVersion, String(fake.store.resourceVersion));
+    await clock.advance(2_000);
+    assert.deepEqual(await w.ended, { byServer: true }, 'the server ends the watch at timeoutSeconds');
+    assert.deepEqual(w.events.map((e) => e.type), ['BOOKMARK']);
   });
 
   it('checks a PUT’s metadata.uid first: a stale writer after delete and re-create gets 409 on the UID precondition', async () => {

@@ -282,11 +282,16 @@ export class FakeKubeApi {
     const off = store.onChange(deliver);
     const timers: Timer[] = [];
     if (queryBool(query.allowWatchBookmarks)) {
+      const bookmark = (): void => write('BOOKMARK', { kind: route.t.kind, apiVersion: route.t.group ? `${route.t.group}/${route.t.version}` : route.t.version, metadata: { resourceVersion: String(store.resourceVersion) } });
       const tick = (): void => {
-        write('BOOKMARK', { kind: route.t.kind, apiVersion: route.t.group ? `${route.t.group}/${route.t.version}` : route.t.version, metadata: { resourceVersion: String(store.resourceVersion) } });
+        bookmark();
         timers[0] = clock.setTimer(tick, this.o.bookmarkIntervalMs, { unref: true });
       };
       timers[0] = clock.setTimer(tick, this.o.bookmarkIntervalMs, { unref: true });
+      // As the real server's watch cache does: one bookmark 2 s before timeoutSeconds ends the watch
+      // (none when the timeout is shorter), so a client resuming from it skips nothing it has seen.
+      const preTimeoutMs = Number(query.timeoutSeconds ?? 0) * 1000 - 2000;
+      if (preTimeoutMs > 0) timers.push(clock.setTimer(bookmark, preTimeoutMs, { unref: true }));
     }
     const end = (): void => {
       off();

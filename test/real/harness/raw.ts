@@ -66,3 +66,68 @@ export function raw(target: RawTarget, method: string, path: string, options: { 
     req.end();
   });
 }
+
+export interface WatchEvent {
+  type: string;
+  object: Record<string, unknown>;
+  /** ms after the request was sent. */
+  atMs: number;
+}
+
+export interface RawWatch {
+  status: number;
+  /** Every event line so far, parsed. */
+  events: WatchEvent[];
+  /** Resolves when the server ends the stream (or `boundMs` passed: then the connection is dropped). */
+  ended: Promise<{ byServer: boolean }>;
+  /** Resolves once the response headers are in. */
+  opened: Promise<void>;
+  close(): void;
+}
+
+/**
+ * A whole watch stream from one raw request: every event line with its arrival time, until the server
+ * ends it (its `timeoutSeconds`) or `boundMs` passes. For the differential watch tests.
+ */
+export function rawWatch(target: RawTarget, path: string, boundMs: number): RawWatch {
+  const url = new URL(path, target.server);
+  const events: WatchEvent[] = [];
+  const t0 = process.hrtime.bigint();
+  const since = (): number => Number(process.hrtime.bigint() - t0) / 1e6;
+  let status = 0;
+  let openedResolve!: () => void;
+  let openedReject!: (e: Error) => void;
+  const opened = new Promise<void>((res, rej) => ((openedResolve = res), (openedReject = rej)));
+  let endResolve!: (r: { byServer: boolean }) => void;
+  const ended = new Promise<{ byServer: boolean }>((res) => (endResolve = res));
+  const req = request({ method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname + url.search, ca: target.ca, servername: target.servername, headers: { authorization: `Bearer ${target.token}`, accept: 'application/json' } }, (res) => {
+    status = res.statusCode ?? 0;
+    w.status = status;
+    openedResolve();
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      buf += chunk;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i).trim();
+        buf = buf.slice(i + 1);
+        if (line) events.push({ ...(JSON.parse(line) as { type: string; object: Record<string, unknown> }), atMs: since() });
+      }
+    });
+    res.on('end', () => endResolve({ byServer: true }));
+    res.on('error', () => endResolve({ byServer: false }));
+  });
+  req.on('error', (err) => {
+    openedReject(err);
+    endResolve({ byServer: false });
+  });
+  req.end();
+  const bound = setTimeout(() => {
+    req.destroy();
+    endResolve({ byServer: false });
+  }, boundMs);
+  void ended.then(() => clearTimeout(bound));
+  opened.catch(() => undefined);
+  const w: RawWatch = { status, events, ended, opened, close: () => req.destroy() };
+  return w;
+}
