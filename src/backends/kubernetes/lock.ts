@@ -282,6 +282,7 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       read: async (s: AbortSignal) => (await this.#io.read(s)).obj,
       judge: (obj: KubeObject | undefined) => this.#judge({ obj, wire: obj && this.#io.parse(obj) }),
       warn: (err: unknown) => this.#warn(err),
+      seen: (obj: KubeObject | undefined) => this.#io.watched(obj),
     };
     void runWatch(ctx, feed, both).catch((err: unknown) => feed.end(err));
     return feed;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BackendUnavailableError, ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
+import { BackendUnavailableError, ConfigError, ForbiddenError, LeaderLockError, LockLostError, MalformedRecordError } from '../../../src/core/errors.js';
 import type { LockState } from '../../../src/core/lock.js';
 import { KubernetesLock } from '../../../src/backends/kubernetes/lock.js';
 import type { KubernetesLockOptions } from '../../../src/backends/kubernetes/lock-options.js';
@@ -321,6 +321,50 @@ describe('KubernetesLock (stub API, virtual clock)', () => {
 });
 
 describe('KubernetesLock watch stream and foreign writers', () => {
+  it('issue 16 item 3: a foreign release over our term, seen on the watch, ends the term at the next renew after one GET (no doomed write first)', async () => {
+    // With the real client-go v0.37.2 (test/real/interop-client-go.test.ts (e)) another candidate of
+    // ours took the freed Lease a few ms before the wiped leader's renew noticed: every round trip the
+    // wiped leader spends is overlap. Its renew used to PUT the cached object (409) and then GET.
+    const { api, clock, make, close } = setup();
+    const ac = new AbortController();
+    try {
+      const a = make();
+      const term = (await a.acquire('node-a'))!;
+      const seen: LockState[] = [];
+      const done = (async () => {
+        for await (const s of a.watch({ signal: ac.signal })) seen.push(s);
+      })();
+      for (let i = 0; i < 20 && seen.length === 0; i++) await clock.advance(0);
+      assert.equal(seen.at(-1)?.leader?.holder, 'node-a');
+      // client-go's tryRelease: holder '', leaseDurationSeconds 1, our token kept, on a fresh resourceVersion.
+      api.touch(LEASE, { spec: { holderIdentity: '', leaseDurationSeconds: 1 } });
+      for (let i = 0; i < 20 && seen.at(-1)?.leader?.holder === 'node-a'; i++) await clock.advance(0);
+      assert.notEqual(seen.at(-1)?.leader?.holder, 'node-a', 'the watch delivered the released record');
+      const before = api.requests.length;
+      await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'expired');
+      assert.deepEqual(api.requests.slice(before).map((r) => r.method), ['GET'], 'one GET, no PUT meeting a 409 first');
+      assert.equal(term.endReason, 'expired');
+      // An event showing our own term (our renew's echo) keeps the cache: renews stay one PUT.
+      const b = make();
+      const t2 = (await b.acquire('node-b'))!;
+      const seenB: LockState[] = [];
+      const doneB = (async () => {
+        for await (const s of b.watch({ signal: ac.signal })) seenB.push(s);
+      })();
+      for (let i = 0; i < 20 && seenB.length === 0; i++) await clock.advance(0);
+      await b.renew(t2);
+      for (let i = 0; i < 5; i++) await clock.advance(0);
+      const before2 = api.requests.length;
+      await b.renew(t2);
+      assert.deepEqual(api.requests.slice(before2).map((r) => r.method), ['PUT']);
+      ac.abort();
+      await Promise.all([done, doneB]);
+    } finally {
+      ac.abort();
+      await close();
+    }
+  });
+
   it('watch re-lists after 410 Gone and keeps delivering changes', async () => {
     const { api, clock, make, close } = setup();
     const ac = new AbortController();
