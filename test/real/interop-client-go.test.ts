@@ -12,7 +12,7 @@
  * from outside; figures are printed for every run.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -301,13 +301,22 @@ for (const version of clientGoPeerVersions()) {
       let go: Peer | undefined;
       try {
         await waitFor('leaderlock run leads', 30_000, () => log.last('ll-cli') !== undefined, () => cli.stderr.slice(-10).join('\n'));
+        // The command starts under its watchdog (a separate process): on a loaded machine that took
+        // longer than the 1.5 s below, and the pause then hit before any heartbeat (2 runs in ~10).
+        await waitFor('the guarded command runs', 20_000, () => existsSync(beats), () => cli.stderr.slice(-10).join('\n'));
         go = goPeer(version, name, 'go-peer');
         await go.waitFor(newLeader('ll-cli'), 20_000, 'new-leader ll-cli');
         await delay(1500);
         cli.signal('SIGSTOP');
         const stoppedAt = Date.now();
         const took = at(await go.waitFor((e) => e.event === 'started-leading', TTL + SLACK * 3, 'started-leading after the SIGSTOP'));
-        const lastBeat = Number(readFileSync(beats, 'utf8').trim().split('\n').at(-1));
+        let beatLines: string;
+        try {
+          beatLines = readFileSync(beats, 'utf8');
+        } catch (err) {
+          throw new Error(`the guarded command never wrote a heartbeat (${String(err)}); leaderlock run stderr:\n${cli.stderr.slice(-20).join('\n')}\nLease writes: ${JSON.stringify(log.writes.map((w) => ({ at: w.at - stoppedAt, holder: w.holder })))}`);
+        }
+        const lastBeat = Number(beatLines.trim().split('\n').at(-1));
         const first = log.firstOfLastSecond('ll-cli')!;
         console.log(`client-go ${version} (b) SIGSTOP leaderlock run → client-go: command's last heartbeat ${took - lastBeat} ms before client-go started leading (${lastBeat - stoppedAt} ms after the SIGSTOP); client-go led ${took - first.renew!} ms after the last change it could see`);
         assert.ok(lastBeat < took, `the guarded command was still alive ${lastBeat - took} ms after client-go started leading`);
@@ -428,8 +437,13 @@ for (const version of clientGoPeerVersions()) {
         go.signal('SIGUSR2');
         const code = await Promise.race([go.exited, delay(10_000).then(() => 'timeout' as const)]);
         assert.equal(code, 0, `client-go exits after its failed renew; stderr:\n${go.stderr.slice(-10).join('\n')}`);
-        const wipe = log.writes.find((w) => w.at >= healedAt && w.type === 'MODIFIED' && !w.holder);
-        const writes = (): string => JSON.stringify(log.writes.filter((w) => w.at >= partitionedAt).map((w) => ({ at: w.at - healedAt, holder: w.holder, transitions: w.transitions })));
+        // Our watch may deliver the release a little after the peer has exited: wait for it (bounded).
+        const released = (): LeaseWrite | undefined => log.writes.find((w) => w.at >= healedAt && w.type === 'MODIFIED' && !w.holder);
+        await waitFor('a released record', 2 * RETRY, () => released() !== undefined).catch(() => undefined);
+        const wipe = released();
+        const writes = (): string =>
+          `${JSON.stringify(log.writes.filter((w) => w.at >= partitionedAt).map((w) => ({ at: w.at - healedAt, holder: w.holder, transitions: w.transitions })))}; ` +
+          `partitioned ${healedAt - partitionedAt} ms, node-a elected ${a.elected[0]!.at - partitionedAt} ms after the partition; peer events ${JSON.stringify(go.events.map((e) => ({ ...e, t: at(e) - healedAt })))}; peer stderr:\n${go.stderr.slice(-12).join('\n')}`;
         return { log, go, a, b, term: a.elected[0]!.term, partitionedAt, healedAt, exitedAt: Date.now(), wipe, writes, close };
       } catch (err) {
         await close();
