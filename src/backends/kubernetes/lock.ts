@@ -57,6 +57,8 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   readonly #secondView = new Map<Term, { view: string; sentAt: number }>();
   /** Per term, the renewTimes of its last writes (see #sentBy). */
   readonly #sentTimes = new Map<Term, string[]>();
+  /** Terms with a release() in flight: the watch may show our own released record before the PUT returns. */
+  readonly #releasing = new Map<Term, number>();
   readonly #watches = new AbortController();
   /** Patroni's `<scope>-failover` request, judged like our own nomination: it counts for ttl after we first saw it. */
   readonly #failover: FailoverJudge;
@@ -209,6 +211,17 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
    */
   async release(term: Term, options: ReleaseOptions = {}): Promise<boolean> {
     if (!(term instanceof Term)) throw new ConfigError('expected a Term returned by acquire()', { backend: 'kubernetes' });
+    this.#releasing.set(term, (this.#releasing.get(term) ?? 0) + 1);
+    try {
+      return await this.#release(term, options);
+    } finally {
+      const n = (this.#releasing.get(term) ?? 1) - 1;
+      if (n > 0) this.#releasing.set(term, n);
+      else this.#releasing.delete(term);
+    }
+  }
+
+  async #release(term: Term, options: ReleaseOptions): Promise<boolean> {
     const { successor } = options;
     if (successor !== undefined) {
       const p = new Problems();
@@ -282,7 +295,10 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       read: async (s: AbortSignal) => (await this.#io.read(s)).obj,
       judge: (obj: KubeObject | undefined) => this.#judge({ obj, wire: obj && this.#io.parse(obj) }),
       warn: (err: unknown) => this.#warn(err),
-      seen: (obj: KubeObject | undefined) => this.#io.watched(obj),
+      seen: (obj: KubeObject | undefined) => {
+        this.#io.watched(obj);
+        this.#endIfReleasedByOther(obj);
+      },
     };
     void runWatch(ctx, feed, both).catch((err: unknown) => feed.end(err));
     return feed;
@@ -374,6 +390,29 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     if (prev && prev.view === view) return prev.sentAt;
     this.#secondView.set(term, { view, sentAt });
     return sentAt;
+  }
+
+  /**
+   * The watch shows a live term's token with no holder, and we are not releasing it: someone else
+   * released our term (client-go v0.34+ after a failed renew copies our token from a fresh read into
+   * its released record: issue 16 item 3). That record cannot precede our own write of the token, so
+   * the term ends now rather than after a renew's round trip: from that write on, anyone may take the
+   * Lease and act. (A stale event could only end a term early, never extend one.)
+   */
+  #endIfReleasedByOther(obj: KubeObject | undefined): void {
+    if (!obj || this.#held.size === 0) return;
+    let wire: WireRecord;
+    try {
+      wire = this.#io.parse(obj);
+    } catch {
+      return; // a malformed record: renew reads it and ends the term
+    }
+    if (wire.holder !== undefined) return;
+    for (const term of [...this.#held.keys()]) {
+      if (term.ended || this.#releasing.has(term) || BigInt(wire.transitions) !== term.token) continue;
+      log('%s: term %s of %s released by another writer (watch)', this.key, term.token, term.holder);
+      term.end('expired');
+    }
   }
 
   /** Remembers the renewTimes this term sent (the last few): a write applied after its reply was lost is still ours. */
