@@ -30,6 +30,8 @@ const MAX_CONFLICTS = 5;
  * - `validUntil` = send time of our confirmed CAS write + ttl·(1 − drift).
  * - Release clears the holder in place by CAS (Lease: no holder, `leaseDurationSeconds: 1`, as
  *   client-go's ReleaseOnCancel; Patroni objects: `leader` annotation dropped); never deletes the object.
+ * - While `watch()` runs, a record showing a live term's token released by someone else ends that
+ *   term on the event (see #endIfReleasedByOther), and any other writer's record drops the cached object.
  * - Role labels (option `roleLabels`): the pod's label follows the terms of this lock — leader value
  *   when a term starts, follower value when it ends (whatever ends it) and when an acquire finds
  *   another leader. Failures are `warning` events only.
