@@ -482,6 +482,7 @@ for (const version of clientGoPeerVersions()) {
         assert.ok(lost.reason === 'expired' || lost.reason === 'taken', `term ended ${lost.reason}`);
         // The lock ends the term on the watch event itself (our token, no holder): no round trip.
         assert.ok(lost.at - wipe.at <= RETRY / 2, `noticed ${lost.at - wipe.at} ms after the wipe: by the watch, not the next periodic renew (${RETRY} ms)`);
+        assert.ok(a.warnings.some((w) => /another writer released our term/.test(w.message)), `a warning says what happened: ${JSON.stringify(a.warnings)}`);
         assert.equal(next.term.token, term.token + 1n, 'the next term is fenced above the wiped one');
         assert.ok(overlap <= RETRY, `node-a's term ended ${overlap} ms after the next term began: more than a retryPeriod`);
         assert.equal(final.spec?.holderIdentity, next.who, 'and it still holds the Lease 2 s later');

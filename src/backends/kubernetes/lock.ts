@@ -397,9 +397,10 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   /**
    * The watch shows a live term's token with no holder, and we are not releasing it: someone else
    * released our term (client-go v0.34+ after a failed renew copies our token from a fresh read into
-   * its released record: issue 16 item 3). That record cannot precede our own write of the token, so
-   * the term ends now rather than after a renew's round trip: from that write on, anyone may take the
-   * Lease and act. (A stale event could only end a term early, never extend one.)
+   * its released record: issue 16 item 3). Unless the object was deleted and re-created in between, that
+   * record cannot precede our own write of the token, so the term ends now rather than after a renew's
+   * round trip: from that write on, anyone may take the Lease and act. (A stale event could only end a
+   * term early, never extend one.) A `warning` says who can do this.
    */
   #endIfReleasedByOther(obj: KubeObject | undefined): void {
     if (!obj || this.#held.size === 0) return;
@@ -412,7 +413,13 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     if (wire.holder !== undefined) return;
     for (const term of [...this.#held.keys()]) {
       if (term.ended || this.#releasing.has(term) || BigInt(wire.transitions) !== term.token) continue;
-      log('%s: term %s of %s released by another writer (watch)', this.key, term.token, term.holder);
+      this.#warn(
+        new LockLostError(
+          `${this.key}: another writer released our term ${term.token} of ${JSON.stringify(term.holder)} (renewTime ${wire.renewTime ?? '-'}): ` +
+            'e.g. client-go v0.34+ with ReleaseOnCancel after a failed renew; run it with ReleaseOnCancel false while sharing a Lease. Term ended.',
+          { backend: 'kubernetes', reason: 'expired' },
+        ),
+      );
       term.end('expired');
     }
   }

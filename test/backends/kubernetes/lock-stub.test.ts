@@ -340,6 +340,8 @@ describe('KubernetesLock watch stream and foreign writers', () => {
     };
     try {
       const a = make();
+      const warnings: Error[] = [];
+      a.on('warning', (e: Error) => warnings.push(e));
       const term = (await a.acquire('node-a'))!;
       const wa = await watching(a);
       assert.equal(wa.seen.at(-1)?.leader?.holder, 'node-a');
@@ -348,6 +350,7 @@ describe('KubernetesLock watch stream and foreign writers', () => {
       api.touch(LEASE, { spec: { holderIdentity: '', leaseDurationSeconds: 1 } });
       await settle();
       assert.equal(term.endReason, 'expired', 'ended by the watch event itself');
+      assert.match(String(warnings.at(-1)?.message), /another writer released our term 1 of "node-a".*ReleaseOnCancel/);
       await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'expired');
       assert.equal(api.requests.length, before, 'no request was needed');
 
