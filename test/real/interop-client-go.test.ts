@@ -576,7 +576,7 @@ for (const version of clientGoPeerVersions()) {
         await delay(1500); // a few renewals
         assert.equal(await transitions(), 2, 'client-go: our token + 1 when it takes over');
         const go1Writes = log.writes.filter((w) => w.holder === 'go-peer');
-        assert.ok(go1Writes.length >= 3 && go1Writes.every((w) => w.transitions === 2), `its renewals keep the count: ${JSON.stringify(go1Writes.map((w) => w.transitions))}`);
+        assert.ok(go1Writes.length >= 2 && go1Writes.every((w) => w.transitions === 2), `its renewals keep the count: ${JSON.stringify(go1Writes.map((w) => w.transitions))}`);
         // Crash and restart under the same name: the new process takes "its own" record at once, count kept.
         go1.kill();
         const killedAt = Date.now();
