@@ -589,10 +589,13 @@ for (const version of clientGoPeerVersions()) {
         assert.equal(t2.token, 3n, 'our next term: still above every earlier one while the Lease lives');
         assert.ok(await lock.release(t2));
         // kubectl delete lease: client-go creates it with 0, and our next term is 1 — below 3.
+        const deletedAt = Date.now();
         await client().request({ method: 'DELETE', path: `${LEASES}/${name}` });
         const go3 = spawn('go-peer-3');
         await go3.waitFor((e) => e.event === 'started-leading', 20_000, 'started-leading on a deleted Lease');
-        const created = log.writes.filter((w) => w.type === 'ADDED').at(-1)!;
+        // Our watch may deliver the create a little after the peer reports it.
+        await waitFor('the re-created Lease on our watch', SLACK, () => log.writes.some((w) => w.type === 'ADDED' && w.at >= deletedAt));
+        const created = log.writes.find((w) => w.type === 'ADDED' && w.at >= deletedAt)!;
         assert.equal(created.holder, 'go-peer-3');
         assert.equal(created.transitions, 0, 'client-go creates the Lease with leaseTransitions 0');
         await go3.stop();
@@ -630,7 +633,10 @@ for (const version of clientGoPeerVersions()) {
         await go.stop();
         await waitFor('node-b elected', TTL + SLACK * 2, () => b.elected.length > 0);
         const elected = b.elected[0]!.at;
-        const released = log.writes.find((w) => w.at >= stopAt && w.type === 'MODIFIED' && !w.holder && w.at <= elected);
+        const isRelease = (w: LeaseWrite): boolean => w.at >= stopAt && w.type === 'MODIFIED' && !w.holder;
+        // The test's own watch may deliver client-go's release a little after node-b's did.
+        await waitFor("client-go's release on our watch", 2 * RETRY, () => log.writes.some(isRelease)).catch(() => undefined);
+        const released = log.writes.find(isRelease);
         console.log(
           `client-go ${version} (h) nomination of node-c left on the Lease through client-go's term: ${released ? `node-b led ${elected - released.at} ms after our watch received client-go's released record (annotation still on it: ${released.successor ?? 'no'})` : 'client-go\'s release failed (409)'}, ${elected - stopAt} ms after the peer was told to stop (ttl ${TTL} ms)`,
         );
