@@ -59,6 +59,26 @@ export class LockObjectIo {
     return mapper.write(current, { namespace, name }, record, { podIp, ports, labels, ensureLabels: patroniLayout, ...extras });
   }
 
+  /**
+   * The lock's watch delivered `obj` (undefined: deleted). When it shows another term than the cached
+   * object (someone else wrote: client-go v0.34+ releasing over our newer term, issue 16 item 3), the
+   * cache is dropped: the next renew then ends the term after one GET instead of first sending a write
+   * bound to meet a 409. A watched object never becomes the cache (an event older than our last write
+   * must not be the base of a CAS write); an old event only costs that renew one GET.
+   */
+  watched(obj: KubeObject | undefined): void {
+    const cached = this.#cache;
+    if (!cached || (obj && obj.metadata.resourceVersion === cached.metadata.resourceVersion)) return;
+    try {
+      const was = this.parse(cached);
+      const now = obj && this.parse(obj);
+      if (now && now.holder === was.holder && now.transitions === was.transitions) return;
+    } catch {
+      /* unparseable: not our term either */
+    }
+    this.#cache = undefined;
+  }
+
   /** The last object seen, if it shows this term (saves a GET before a CAS write; a stale one only costs a 409). */
   cachedTermObject(term: Term): KubeObject | undefined {
     const obj = this.#cache;

@@ -20,6 +20,8 @@ export interface WatchContext {
   /** The observer's judgement of an object now, and when that judgement changes by itself (expiry). Throws `MalformedRecordError`. */
   judge(obj: KubeObject | undefined): { state: LockState; changesAt: number | undefined };
   warn(err: unknown): void;
+  /** Every object the watch (or its re-list) delivers, before it is judged. */
+  seen?(obj: KubeObject | undefined): void;
 }
 
 function resourceVersionOf(obj: unknown): string | undefined {
@@ -64,6 +66,7 @@ export async function runWatch(ctx: WatchContext, feed: StateFeed, signal: Abort
       try {
         if (rv === undefined) {
           last = await ctx.read(signal);
+          ctx.seen?.(last);
           rv = resourceVersionOf(last);
           publish();
         }
@@ -91,6 +94,7 @@ export async function runWatch(ctx: WatchContext, feed: StateFeed, signal: Abort
           const obj = ev.object as KubeObject;
           if (obj?.metadata?.name !== undefined && obj.metadata.name !== ctx.name) continue;
           last = ev.type === 'DELETED' ? undefined : obj;
+          ctx.seen?.(last);
           publish();
         }
         // A stream that closes without a single event (a proxy cutting it at once) must not spin.

@@ -30,6 +30,8 @@ const MAX_CONFLICTS = 5;
  * - `validUntil` = send time of our confirmed CAS write + ttl·(1 − drift).
  * - Release clears the holder in place by CAS (Lease: no holder, `leaseDurationSeconds: 1`, as
  *   client-go's ReleaseOnCancel; Patroni objects: `leader` annotation dropped); never deletes the object.
+ * - While `watch()` runs, a record showing a live term's token released by someone else ends that
+ *   term on the event (see #endIfReleasedByOther), and any other writer's record drops the cached object.
  * - Role labels (option `roleLabels`): the pod's label follows the terms of this lock — leader value
  *   when a term starts, follower value when it ends (whatever ends it) and when an acquire finds
  *   another leader. Failures are `warning` events only.
@@ -57,6 +59,8 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
   readonly #secondView = new Map<Term, { view: string; sentAt: number }>();
   /** Per term, the renewTimes of its last writes (see #sentBy). */
   readonly #sentTimes = new Map<Term, string[]>();
+  /** Terms with a release() in flight: the watch may show our own released record before the PUT returns. */
+  readonly #releasing = new Map<Term, number>();
   readonly #watches = new AbortController();
   /** Patroni's `<scope>-failover` request, judged like our own nomination: it counts for ttl after we first saw it. */
   readonly #failover: FailoverJudge;
@@ -209,6 +213,17 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
    */
   async release(term: Term, options: ReleaseOptions = {}): Promise<boolean> {
     if (!(term instanceof Term)) throw new ConfigError('expected a Term returned by acquire()', { backend: 'kubernetes' });
+    this.#releasing.set(term, (this.#releasing.get(term) ?? 0) + 1);
+    try {
+      return await this.#release(term, options);
+    } finally {
+      const n = (this.#releasing.get(term) ?? 1) - 1;
+      if (n > 0) this.#releasing.set(term, n);
+      else this.#releasing.delete(term);
+    }
+  }
+
+  async #release(term: Term, options: ReleaseOptions): Promise<boolean> {
     const { successor } = options;
     if (successor !== undefined) {
       const p = new Problems();
@@ -282,6 +297,10 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
       read: async (s: AbortSignal) => (await this.#io.read(s)).obj,
       judge: (obj: KubeObject | undefined) => this.#judge({ obj, wire: obj && this.#io.parse(obj) }),
       warn: (err: unknown) => this.#warn(err),
+      seen: (obj: KubeObject | undefined) => {
+        this.#io.watched(obj);
+        this.#endIfReleasedByOther(obj);
+      },
     };
     void runWatch(ctx, feed, both).catch((err: unknown) => feed.end(err));
     return feed;
@@ -373,6 +392,36 @@ export class KubernetesLock extends EventEmitter implements LeaderLock {
     if (prev && prev.view === view) return prev.sentAt;
     this.#secondView.set(term, { view, sentAt });
     return sentAt;
+  }
+
+  /**
+   * The watch shows a live term's token with no holder, and we are not releasing it: someone else
+   * released our term (client-go v0.34+ after a failed renew copies our token from a fresh read into
+   * its released record: issue 16 item 3). Unless the object was deleted and re-created in between, that
+   * record cannot precede our own write of the token, so the term ends now rather than after a renew's
+   * round trip: from that write on, anyone may take the Lease and act. (A stale event could only end a
+   * term early, never extend one.) A `warning` says who can do this.
+   */
+  #endIfReleasedByOther(obj: KubeObject | undefined): void {
+    if (!obj || this.#held.size === 0) return;
+    let wire: WireRecord;
+    try {
+      wire = this.#io.parse(obj);
+    } catch {
+      return; // a malformed record: renew reads it and ends the term
+    }
+    if (wire.holder !== undefined) return;
+    for (const term of [...this.#held.keys()]) {
+      if (term.ended || this.#releasing.has(term) || BigInt(wire.transitions) !== term.token) continue;
+      this.#warn(
+        new LockLostError(
+          `${this.key}: another writer released our term ${term.token} of ${JSON.stringify(term.holder)} (renewTime ${wire.renewTime ?? '-'}): ` +
+            'e.g. client-go v0.34+ with ReleaseOnCancel after a failed renew; run it with ReleaseOnCancel false while sharing a Lease. Term ended.',
+          { backend: 'kubernetes', reason: 'expired' },
+        ),
+      );
+      term.end('expired');
+    }
   }
 
   /** Remembers the renewTimes this term sent (the last few): a write applied after its reply was lost is still ours. */

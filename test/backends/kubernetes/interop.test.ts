@@ -14,7 +14,7 @@ import { ClientGoModel, type ClientGoPeer } from './client-go-model.js';
 /**
  * Issue 16: leaderlock sharing a Kubernetes lock object with client-go's `leaderelection` and with
  * Patroni 4, on FakeKubeApiServer. client-go is `ClientGoModel` (its tryAcquireOrRenew/tryRelease,
- * modelled from source) until the real peer of issue 14 can replace it; Patroni's Kubernetes writes
+ * modelled from source; the real peer checks the same points in test/real/interop-client-go.test.ts); Patroni's Kubernetes writes
  * are sent as Patroni 4.1's `Kubernetes` DCS class sends them (patroni/dcs/kubernetes.py).
  * Decisions run on a VirtualClock shared by both sides (the observers' clocks), requests in real time.
  */
@@ -110,7 +110,7 @@ describe('issue 16: leaderlock and client-go leaderelection on one Lease', () =>
     }
   });
 
-  it('(3) client-go releasing after a failed renew wipes our newer term: the elector\'s watch ends our term at once', async () => {
+  it('(3) client-go releasing after a failed renew wipes our newer term: the lock\'s watch ends our term at once', async () => {
     const w = world();
     const ours = w.lock();
     const elector = new LeaderElector(ours, { identity: 'node-a', clock: w.clock });
@@ -132,7 +132,7 @@ describe('issue 16: leaderlock and client-go leaderelection on one Lease', () =>
       const [, reason] = await bounded(lost, 5000, 'lost after the wipe');
       const ms = performance.now() - t0;
       assert.equal(reason, 'expired');
-      console.log(`# client-go release wiped our term: lost after ${ms.toFixed(0)} ms (watch → renew → lost)`);
+      console.log(`# client-go release wiped our term: lost after ${ms.toFixed(0)} ms (the watch event ends it)`);
       assert.ok(ms < 1000, `noticed in ${ms.toFixed(0)} ms of real time, before a client-go candidate may take the released record (1 s)`);
     } finally {
       await elector.stop();

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BackendUnavailableError, ConfigError, ForbiddenError, LeaderLockError, MalformedRecordError } from '../../../src/core/errors.js';
+import { BackendUnavailableError, ConfigError, ForbiddenError, LeaderLockError, LockLostError, MalformedRecordError } from '../../../src/core/errors.js';
 import type { LockState } from '../../../src/core/lock.js';
 import { KubernetesLock } from '../../../src/backends/kubernetes/lock.js';
 import type { KubernetesLockOptions } from '../../../src/backends/kubernetes/lock-options.js';
@@ -321,6 +321,77 @@ describe('KubernetesLock (stub API, virtual clock)', () => {
 });
 
 describe('KubernetesLock watch stream and foreign writers', () => {
+  it('issue 16 item 3: a foreign release of our term seen on the watch ends the term at once; another holder costs the next renew one GET; our own release stays `released`', async () => {
+    // With the real client-go v0.37.2 (test/real/interop-client-go.test.ts (e)) another candidate of
+    // ours took the freed Lease a few ms before the wiped leader's renew noticed: every round trip the
+    // wiped leader spends is overlap. Its renew used to PUT the cached object (409) and then GET.
+    const { api, clock, make, close } = setup();
+    const ac = new AbortController();
+    const watching = async (lock: KubernetesLock): Promise<{ seen: LockState[]; done: Promise<void> }> => {
+      const seen: LockState[] = [];
+      const done = (async () => {
+        for await (const st of lock.watch({ signal: ac.signal })) seen.push(st);
+      })();
+      for (let i = 0; i < 20 && seen.length === 0; i++) await clock.advance(0);
+      return { seen, done };
+    };
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 10; i++) await clock.advance(0);
+    };
+    try {
+      const a = make();
+      const warnings: Error[] = [];
+      a.on('warning', (e: Error) => warnings.push(e));
+      const term = (await a.acquire('node-a'))!;
+      const wa = await watching(a);
+      assert.equal(wa.seen.at(-1)?.leader?.holder, 'node-a');
+      // client-go's tryRelease: holder '', leaseDurationSeconds 1, our token kept, on a fresh resourceVersion.
+      const before = api.requests.length;
+      api.touch(LEASE, { spec: { holderIdentity: '', leaseDurationSeconds: 1 } });
+      await settle();
+      assert.equal(term.endReason, 'expired', 'ended by the watch event itself');
+      assert.match(String(warnings.at(-1)?.message), /another writer released our term 1 of "node-a".*ReleaseOnCancel/);
+      await assert.rejects(a.renew(term), (e: unknown) => e instanceof LockLostError && e.reason === 'expired');
+      assert.equal(api.requests.length, before, 'no request was needed');
+
+      // Another holder's record (a takeover): the cached object is dropped, so the renew is one GET, no PUT meeting a 409 first.
+      const t2 = (await a.acquire('node-a'))!;
+      await settle();
+      api.touch(LEASE, { spec: { holderIdentity: 'go-0', leaseTransitions: Number(t2.token) + 1 } });
+      await settle();
+      assert.equal(t2.ended, false, 'a record with a holder is left to the renew (it checks the write)');
+      const before2 = api.requests.length;
+      await assert.rejects(a.renew(t2), (e: unknown) => e instanceof LockLostError && e.reason === 'taken');
+      assert.deepEqual(api.requests.slice(before2).map((r) => r.method), ['GET']);
+
+      // Our own release, seen on the watch before or after its reply: `released`, and renews of a live
+      // term stay one PUT while the watch echoes them.
+      const b = make();
+      api.objects.clear();
+      const t3 = (await b.acquire('node-b'))!;
+      const wb = await watching(b);
+      await b.renew(t3);
+      await settle();
+      const before3 = api.requests.length;
+      await b.renew(t3);
+      assert.deepEqual(api.requests.slice(before3).map((r) => r.method), ['PUT']);
+      // The release's reply is lost (applied): the watch shows the released record while release() re-reads.
+      api.hook = (req) => {
+        const spec = (req.body as { spec?: { holderIdentity?: string } } | undefined)?.spec;
+        return req.method === 'PUT' && spec !== undefined && !spec.holderIdentity ? 'lose-response' : undefined;
+      };
+      assert.equal(await b.release(t3), true);
+      api.hook = undefined;
+      await settle();
+      assert.equal(t3.endReason, 'released');
+      ac.abort();
+      await Promise.all([wa.done, wb.done]);
+    } finally {
+      ac.abort();
+      await close();
+    }
+  });
+
   it('watch re-lists after 410 Gone and keeps delivering changes', async () => {
     const { api, clock, make, close } = setup();
     const ac = new AbortController();

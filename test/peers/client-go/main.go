@@ -7,8 +7,15 @@
 //	{"event":"started-leading"}
 //	{"event":"stopped-leading"}
 //	{"event":"exit"}
+//	{"event":"partitioned"} / {"event":"healed"}   (SIGUSR1 / SIGUSR2, below)
 //
-// It stops on SIGTERM/SIGINT or when stdin closes, and then releases the Lease (ReleaseOnCancel).
+// It stops on SIGTERM/SIGINT or when stdin closes, and then releases the Lease (ReleaseOnCancel,
+// unless -release-on-cancel=false).
+//
+// A network partition on demand (issue 16 item 3, "a failed renew"): after SIGUSR1 every new request
+// to the API server is held until SIGUSR2 or until its context ends (then it fails, as a request into
+// a partition does); requests held at SIGUSR2 then go through. client-go's renew then fails after
+// RenewDeadline and its release runs against whatever the server holds once the partition heals.
 // The build script builds it once against each client-go release named there.
 package main
 
@@ -18,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -41,6 +49,52 @@ func emit(fields map[string]any) {
 	outMu.Lock()
 	defer outMu.Unlock()
 	fmt.Println(string(b))
+}
+
+// partition holds new API requests while it is on (SIGUSR1) and lets them through when it heals (SIGUSR2).
+type partition struct {
+	mu     sync.Mutex
+	healed chan struct{} // nil: no partition; open: partitioned; closed: healed
+}
+
+func (p *partition) set(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on && p.healed == nil {
+		p.healed = make(chan struct{})
+		emit(map[string]any{"event": "partitioned"})
+	} else if !on && p.healed != nil {
+		close(p.healed)
+		p.healed = nil
+		emit(map[string]any{"event": "healed"})
+	}
+}
+
+func (p *partition) wait(req *http.Request) error {
+	p.mu.Lock()
+	healed := p.healed
+	p.mu.Unlock()
+	if healed == nil {
+		return nil
+	}
+	select {
+	case <-healed:
+		return nil
+	case <-req.Context().Done():
+		return req.Context().Err()
+	}
+}
+
+type partitionedTransport struct {
+	p    *partition
+	next http.RoundTripper
+}
+
+func (t partitionedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := t.p.wait(req); err != nil {
+		return nil, err
+	}
+	return t.next.RoundTrip(req)
 }
 
 func clientGoVersion() string {
@@ -69,6 +123,7 @@ func main() {
 	leaseDuration := flag.Duration("lease-duration", 15*time.Second, "LeaseDuration")
 	renewDeadline := flag.Duration("renew-deadline", 10*time.Second, "RenewDeadline")
 	retryPeriod := flag.Duration("retry-period", 2*time.Second, "RetryPeriod")
+	releaseOnCancel := flag.Bool("release-on-cancel", true, "ReleaseOnCancel")
 	versionOnly := flag.Bool("version", false, "print the version line and exit")
 	flag.Parse()
 
@@ -80,11 +135,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "need -server, -name and -identity")
 		os.Exit(2)
 	}
+	part := &partition{}
 	cfg := &rest.Config{
 		Host:            *server,
 		BearerTokenFile: *tokenFile,
 		TLSClientConfig: rest.TLSClientConfig{CAFile: *caFile},
 		Timeout:         5 * time.Second,
+		WrapTransport:   func(rt http.RoundTripper) http.RoundTripper { return partitionedTransport{p: part, next: rt} },
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -96,6 +153,13 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; cancel() }()
+	usr := make(chan os.Signal, 4)
+	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for sig := range usr {
+			part.set(sig == syscall.SIGUSR1)
+		}
+	}()
 	// The harness holds stdin open; when it dies, stdin closes and the peer stops too.
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
 
@@ -109,7 +173,7 @@ func main() {
 		LeaseDuration:   *leaseDuration,
 		RenewDeadline:   *renewDeadline,
 		RetryPeriod:     *retryPeriod,
-		ReleaseOnCancel: true,
+		ReleaseOnCancel: *releaseOnCancel,
 		Name:            *name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(context.Context) { emit(map[string]any{"event": "started-leading"}) },

@@ -73,7 +73,16 @@ function requireRoot(): void {
   }
 }
 
-export async function startKubeCluster(): Promise<KubeCluster> {
+export interface KubeClusterOptions {
+  /**
+   * Extra kube-apiserver flags, e.g. a feature gate one test file needs
+   * (interop-client-go.test.ts: CoordinatedLeaderElection, beta and off by default, so the server
+   * keeps a Lease's `strategy`/`preferredHolder`).
+   */
+  apiServerFlags?: readonly string[];
+}
+
+export async function startKubeCluster(options: KubeClusterOptions = {}): Promise<KubeCluster> {
   requireRoot();
   const apiserverBin = realBin('kube-apiserver');
   const kubectlBin = realBin('kubectl');
@@ -181,6 +190,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         '--profiling=false',
         '--enable-priority-and-fairness=false',
         '--disable-admission-plugins=ServiceAccount',
+        ...(options.apiServerFlags ?? []),
         '--v=1',
       ], { log: join(dir, `apiserver-${index}.log`) });
       procs.push(p);
