@@ -44,7 +44,20 @@ function openLock(): LeaderLock {
   if (cfg.backend === 'etcd') return new EtcdLock({ endpoints: cfg.endpoints!, key: cfg.key, ttlMs: cfg.ttlMs });
   if (cfg.backend === 'consul') return new ConsulLock({ client: new ConsulClient({ address: cfg.address!, env: {} }), key: cfg.key, ttlMs: cfg.ttlMs });
   const resolver = cfg.kubeResolver === 'endpoints' ? { resolver: endpointsResolver() } : {};
-  return new KubernetesLock({ client: new KubeClient({ ...cfg.kube!, ...resolver }), name: cfg.key, ttlMs: cfg.ttlMs });
+  const client = new KubeClient({ ...cfg.kube!, ...resolver });
+  if (cfg.kubeResolver === 'endpoints') {
+    // Each request of the lock (not the watch stream) as its own step: which of GET and PUT the time goes to.
+    const request = client.request.bind(client);
+    client.request = (async (opts) => {
+      mark(`  ${opts.method} sent`);
+      try {
+        return await request(opts);
+      } finally {
+        mark(`  ${opts.method} answered`);
+      }
+    }) as typeof client.request;
+  }
+  return new KubernetesLock({ client, name: cfg.key, ttlMs: cfg.ttlMs });
 }
 
 const lock = openLock();
