@@ -16,7 +16,7 @@
 import { LeaderElector, type LeaderLock, type LockState } from '../src/index.js';
 import { EtcdLock } from '../src/backends/etcd/index.js';
 import { ConsulClient, ConsulLock } from '../src/backends/consul/index.js';
-import { KubeClient, KubernetesLock, type KubeClientOptions } from '../src/backends/kubernetes/index.js';
+import { KubeClient, KubernetesLock, endpointsResolver, type KubeClientOptions } from '../src/backends/kubernetes/index.js';
 
 interface Config {
   backend: 'etcd' | 'consul' | 'kubernetes';
@@ -25,8 +25,13 @@ interface Config {
   ttlMs: number;
   endpoints?: string[];
   address?: string;
-  /** FakeKubeApiServer.clientOptions(). */
+  /** FakeKubeApiServer.clientOptions(), or a real cluster's (bench/handover-kube-real.ts). */
   kube?: KubeClientOptions;
+  /** 'endpoints': talk to one API server from default/kubernetes directly (endpointsResolver), not via the service address. */
+  kubeResolver?: 'endpoints';
+  /** LeaderElector timings; default: derived from ttlMs. */
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
 }
 const cfg = JSON.parse(process.argv[2]!) as Config;
 process.setSourceMapsEnabled(false);
@@ -38,7 +43,21 @@ const say = (o: Record<string, unknown>): void => void process.stdout.write(`${J
 function openLock(): LeaderLock {
   if (cfg.backend === 'etcd') return new EtcdLock({ endpoints: cfg.endpoints!, key: cfg.key, ttlMs: cfg.ttlMs });
   if (cfg.backend === 'consul') return new ConsulLock({ client: new ConsulClient({ address: cfg.address!, env: {} }), key: cfg.key, ttlMs: cfg.ttlMs });
-  return new KubernetesLock({ client: new KubeClient(cfg.kube!), name: cfg.key, ttlMs: cfg.ttlMs });
+  const resolver = cfg.kubeResolver === 'endpoints' ? { resolver: endpointsResolver() } : {};
+  const client = new KubeClient({ ...cfg.kube!, ...resolver });
+  if (cfg.kubeResolver === 'endpoints') {
+    // Each request of the lock (not the watch stream) as its own step: which of GET and PUT the time goes to.
+    const request = client.request.bind(client);
+    client.request = (async (opts) => {
+      mark(`  ${opts.method} sent`);
+      try {
+        return await request(opts);
+      } finally {
+        mark(`  ${opts.method} answered`);
+      }
+    }) as typeof client.request;
+  }
+  return new KubernetesLock({ client, name: cfg.key, ttlMs: cfg.ttlMs });
 }
 
 const lock = openLock();
@@ -81,7 +100,7 @@ lock.watch = (opts) => {
   };
 };
 
-const elector = new LeaderElector(lock, { identity: cfg.identity });
+const elector = new LeaderElector(lock, { identity: cfg.identity, renewDeadlineMs: cfg.renewDeadlineMs, retryPeriodMs: cfg.retryPeriodMs });
 elector.on('warning', () => undefined);
 elector.on('elected', (t) => {
   const at = wall();

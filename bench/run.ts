@@ -8,7 +8,7 @@
  * performance section.
  *
  * Exit code 1 when a benchmark failed or timed out (the others still run and are reported). A
- * benchmark whose servers this machine lacks (kube-real without the real-server tier) prints one
+ * benchmark whose servers this machine lacks (kube-real, handover-kube-real without the real-server tier) prints one
  * `skipped: …` line and exits 0 without a result file: reported as skipped, not a failure, and no row.
  */
 import { spawn } from 'node:child_process';
@@ -28,7 +28,7 @@ const RESULTS = join(BENCH_DIR, 'results');
 const ROOT = join(BENCH_DIR, '..');
 const TIMEOUT_MS = Number(flags['timeout-s'] ?? (quick ? 240 : 900)) * 1000;
 /** Fast, dependency-free ones first, so a problem with etcd does not delay them. */
-const ORDER = ['memory', 'kube-lock', 'consul', 'kube-failover', 'kube-real', 'etcd', 'handover-process', 'scale'];
+const ORDER = ['memory', 'kube-lock', 'consul', 'kube-failover', 'kube-real', 'etcd', 'handover-process', 'handover-kube-real', 'scale'];
 
 /** One table row, whatever shape the benchmark wrote. */
 export interface NormalRow {
