@@ -28,23 +28,19 @@
  * Bounded: every wait has a deadline, each timing's rounds have a time budget (whole run ≤ 5 min,
  * --quick ≤ 2 min): a block of rounds starts only when one more like the last fits in it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { realBin, realVersion } from '../test/real/harness/bins.js';
 import { clientGoPeerVersions } from '../test/real/harness/peers.js';
 import { atExit } from '../test/real/harness/procs.js';
 import { startKubeCluster, type KubeCluster } from '../test/real/harness/kube.js';
+import { LeaderlockPair, ReportingChild, stepStats, wall, type Sample } from './_handover-procs.js';
 import { median, quantile, writeResult } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, n: { type: 'string' }, 'client-go': { type: 'string' } } });
 const N = args.n !== undefined ? Number(args.n) : args.quick ? 6 : 20;
 const BLOCK = args.quick ? 3 : 5;
-const CHILD = fileURLToPath(new URL('./_handover-child.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const wall = (): number => performance.timeOrigin + performance.now();
 
 interface Timing {
   label: string;
@@ -71,166 +67,35 @@ try {
   process.exit(0);
 }
 
-interface Report {
-  ev: string;
-  /** The process's own stamp of the event (wall ms), when it gives one. */
-  at?: number;
-  recvAt: number;
-  leader?: boolean;
-  identity?: string;
-  marks?: [string, number][];
-}
-
-/** A child whose stdout lines are JSON reports (ours: `ev`; the client-go peer: `event` and `t`). stdin stays open: the peer stops when it closes. */
-class Proc {
-  readonly reports: Report[] = [];
-  readonly proc: ChildProcess;
-  readonly exited: Promise<void>;
-  #waiters = new Set<() => void>();
-  #stderr = '';
-
-  constructor(readonly identity: string, cmd: string, argv: string[]) {
-    this.proc = spawn(cmd, argv, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    const drop = atExit(() => this.proc.kill('SIGKILL'));
-    let buf = '';
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      const recvAt = wall();
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const o = JSON.parse(line) as Record<string, unknown>;
-          const at = typeof o.at === 'number' ? o.at : typeof o.t === 'string' ? Date.parse(o.t) : undefined;
-          this.reports.push({ ...(o as Partial<Report>), ev: String(o.ev ?? o.event), at, recvAt });
-        } catch {
-          continue;
-        }
-      }
-      for (const w of [...this.#waiters]) w();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => void (this.#stderr = (this.#stderr + d.toString()).slice(-2000)));
-    this.exited = new Promise((resolve) => this.proc.once('close', () => resolve()));
-    void this.exited.then(() => {
-      drop();
-      for (const w of [...this.#waiters]) w();
-    });
-  }
-
-  get stderr(): string {
-    return this.#stderr;
-  }
-
-  waitFor(pred: (r: Report) => boolean, ms: number, what: string): Promise<Report> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const r = this.reports.find(pred);
-        if (r) done(() => resolve(r));
-        else if (this.proc.exitCode !== null || this.proc.signalCode !== null) done(() => reject(new Error(`${this.identity}: exited before ${what}; stderr: ${this.#stderr}`)));
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`${this.identity}: no ${what} within ${ms} ms; stderr: ${this.#stderr}`))), ms);
-      const done = (f: () => void): void => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        f();
-      };
-      this.#waiters.add(check);
-      check();
-    });
-  }
-
-  /** Bounded wait for the exit after a signal; SIGKILL when it takes longer. */
-  async gone(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-    clearTimeout(timer);
-    await this.kill();
-  }
-
-  async kill(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    await this.exited;
-  }
-}
-
-interface Sample {
-  /** Signal sent → the successor's line read by this process. */
-  received: number;
-  /** Signal sent → the successor's own stamp of the event. */
-  stamped: number;
-  /** leaderlock only: step → ms after the signal, the leader's and the successor's marks merged. */
-  steps: Map<string, number>;
-}
-
 interface Pair {
   start(): Promise<void>;
   once(idleMs: number): Promise<Sample>;
   stop(): Promise<void>;
 }
 
-/** Two leaderlock processes on one Lease; SIGTERM the leader, a fresh follower replaces it after each handover. */
-class OursPair implements Pair {
-  #seq = 0;
-  #leader!: Proc;
-  #follower!: Proc;
-  constructor(readonly t: Timing, readonly cluster: KubeCluster, readonly lease: string) {}
-
-  #spawn(): Proc {
-    const identity = `ll-${this.#seq++}`;
-    const cfg = { backend: 'kubernetes', identity, key: this.lease, ttlMs: this.t.ttlMs, renewDeadlineMs: this.t.renewDeadlineMs, retryPeriodMs: this.t.retryPeriodMs, kube: this.cluster.clientOptions(), kubeResolver: 'endpoints' };
-    return new Proc(identity, process.execPath, ['--conditions=source', '--import', 'tsx', CHILD, JSON.stringify(cfg)]);
-  }
-
-  async start(): Promise<void> {
-    const a = this.#spawn();
-    const sa = await a.waitFor((r) => r.ev === 'started', 30_000, "'started'");
-    const b = this.#spawn();
-    const sb = await b.waitFor((r) => r.ev === 'started', 30_000, "'started'");
-    if (sa.leader === sb.leader) throw new Error('expected exactly one leader');
-    [this.#leader, this.#follower] = sa.leader ? [a, b] : [b, a];
-  }
-
-  async once(idleMs: number): Promise<Sample> {
-    await sleep(idleMs);
-    const leader = this.#leader;
-    const follower = this.#follower;
-    const t0 = wall();
-    leader.proc.kill('SIGTERM');
-    const el = await follower.waitFor((r) => r.ev === 'elected', this.t.ttlMs + 10_000, "'elected'");
-    const ftrace = await follower.waitFor((r) => r.ev === 'trace', 5000, 'trace');
-    await leader.gone(10_000);
-    const ltrace = leader.reports.filter((r) => r.ev === 'trace').at(-1); // its first trace is from its own election
-    const steps = new Map<string, number>();
-    const marks = [...(ltrace?.marks ?? []).map(([s, a]): [string, number] => [`leader: ${s}`, a]), ...(ftrace.marks ?? []).map(([s, a]): [string, number] => [`follower: ${s}`, a])];
-    for (const [step, at] of marks) if (at >= t0 && !steps.has(step)) steps.set(step, at - t0);
-    this.#leader = follower;
-    this.#follower = this.#spawn();
-    await this.#follower.waitFor((r) => r.ev === 'started', 30_000, "'started'");
-    return { received: el.recvAt - t0, stamped: el.at! - t0, steps };
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.#leader?.kill(), this.#follower?.kill()]);
-  }
+/** Two leaderlock processes on one Lease (the shared pair, with this run's timing and endpointsResolver). */
+function oursPair(t: Timing, cluster: KubeCluster, lease: string): Pair {
+  const kube = cluster.clientOptions();
+  const config = (): Record<string, unknown> => ({ backend: 'kubernetes', key: lease, ttlMs: t.ttlMs, renewDeadlineMs: t.renewDeadlineMs, retryPeriodMs: t.retryPeriodMs, kube, kubeResolver: 'endpoints' });
+  return new LeaderlockPair(config, { prefix: 'll-', electMs: t.ttlMs + 10_000, atExit });
 }
 
 /** Two client-go peers on one Lease, each on one API server; SIGTERM the leader (ReleaseOnCancel), a fresh peer replaces it. */
 class GoPair implements Pair {
   #seq = 0;
-  #leader!: Proc;
-  #follower!: Proc;
+  #leader!: ReportingChild;
+  #follower!: ReportingChild;
   /** Handovers whose release did not land (SIGTERM cancelled an in-flight renew: the release PUT meets 409) — the successor waited out the lease. */
   releaseLost = 0;
   constructor(readonly t: Timing, readonly cluster: KubeCluster, readonly lease: string) {}
 
-  #spawn(): Proc {
+  #spawn(): ReportingChild {
     const identity = `go-${this.#seq}`;
     const server = this.cluster.apiServers[this.#seq++ % this.cluster.apiServers.length]!.url;
     const d = (ms: number): string => `${ms}ms`;
     const argv = ['-server', server, '-ca-file', this.cluster.caFile, '-token-file', this.cluster.tokenFile, '-namespace', 'default', '-name', this.lease, '-identity', identity];
     argv.push('-lease-duration', d(this.t.ttlMs), '-renew-deadline', d(this.t.renewDeadlineMs), '-retry-period', d(this.t.retryPeriodMs));
-    return new Proc(identity, goBin, argv);
+    return new ReportingChild(identity, goBin, argv, { json: true, stdin: true, atExit });
   }
 
   /** A new follower has read the Lease and seen the leader. */
@@ -280,17 +145,6 @@ interface Row {
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const r3 = (x: number): number => Number(x.toPrecision(3));
 
-function stepStats(samples: Sample[]): { step: string; median: number; p99: number }[] {
-  const names = new Set<string>();
-  for (const s of samples) for (const k of s.steps.keys()) names.add(k);
-  return [...names]
-    .map((step) => {
-      const xs = samples.map((s) => s.steps.get(step)).filter((x): x is number => x !== undefined);
-      return { step, median: r2(median(xs)), p99: r2(quantile(xs, 0.99)) };
-    })
-    .sort((a, b) => a.median - b.median);
-}
-
 async function main(): Promise<void> {
   const began = wall();
   let cluster: KubeCluster;
@@ -308,7 +162,7 @@ async function main(): Promise<void> {
   try {
     for (const t of TIMINGS) {
       const tag = `${t.ttlMs / 1000}s`;
-      const ours = new OursPair(t, cluster, `hkr-ll-${t.ttlMs}`);
+      const ours = oursPair(t, cluster, `hkr-ll-${t.ttlMs}`);
       const go = new GoPair(t, cluster, `hkr-go-${t.ttlMs}`);
       const a: Sample[] = [];
       const b: Sample[] = [];
@@ -347,7 +201,7 @@ async function main(): Promise<void> {
       rows.push({ timing: t.label, metric: `${goName} (${tag} lease, peer, same run): SIGTERM → release on cancel → successor started-leading`, n: goRecv.length, unit: 'ms', median: r2(median(goRecv)), p99: r2(quantile(goRecv, 0.99)) });
       rows.push({ timing: t.label, metric: `leaderlock (${tag} lease): signal → elected, the successor's own stamp`, n: a.length, unit: 'ms', median: r2(median(a.map((s) => s.stamped))), p99: r2(quantile(a.map((s) => s.stamped), 0.99)) });
       rows.push({ timing: t.label, metric: `client-go (${tag} lease): signal → started-leading, the peer's own stamp (ms precision)`, n: b.length, unit: 'ms', median: r2(median(b.map((s) => s.stamped))), p99: r2(quantile(b.map((s) => s.stamped), 0.99)) });
-      traces[t.label] = stepStats(a);
+      traces[t.label] = stepStats(a).map((x) => ({ step: x.step, median: r2(x.median), p99: r2(x.p99) }));
       const byMedian = [...a].sort((x, y) => x.received - y.received);
       const mid = byMedian[Math.floor(byMedian.length / 2)];
       medianTraces[t.label] = mid
