@@ -9,7 +9,7 @@ import { ConsulLock } from '../../src/backends/consul/index.js';
 import { lockConformance } from '../../src/testing/conformance.js';
 import { realBin, realUnavailable } from './harness/bins.js';
 import { startConsul, type ConsulAgent } from './harness/consul.js';
-import { patroniPeer } from './harness/peers.js';
+import { assertPatroniTakesHoldsReleases, patroniPeer } from './harness/peers.js';
 
 const TTL_MS = 10_000;
 let agent: ConsulAgent;
@@ -53,22 +53,7 @@ if (unavailable) {
       // ttl 20: Patroni's session TTL is ttl / 2, and Consul's minimum is 10 s.
       const peer = patroniPeer({ scope, name: 'patroni-a', ttl: 20, loop_wait: 1, retry_timeout: 5, consul: { host: `${agent.host}:${agent.port}` } }, 4, { ...process.env, CHECKPOINT_DISABLE: '1' });
       const ours = new ConsulLock({ address: agent.url, key: `service/${scope}/leader`, ttlMs: TTL_MS, env: {} });
-      try {
-        const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
-        console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
-        assert.match(String(v.patroni), /^4\./);
-        assert.equal((await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire')).ok, true);
-        const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
-        assert.equal(renew.ok, true);
-        assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader key');
-        assert.equal(await ours.acquire('node-a'), undefined, 'held by Patroni');
-        assert.equal((await peer.waitFor((e) => e.event === 'release', 20_000, 'release')).ok, true);
-        assert.equal(await peer.stop(), 0);
-        assert.equal((await ours.get()).leader, undefined, 'released: no leader');
-      } finally {
-        peer.kill();
-        await ours.close();
-      }
+      await assertPatroniTakesHoldsReleases(peer, ours, { tryAcquire: true });
     });
   });
 }

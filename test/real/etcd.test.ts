@@ -10,7 +10,7 @@ import { systemClock } from '../../src/core/clock.js';
 import { electorSuite } from '../elector/suite.js';
 import { ETCD_BIN, startEtcd, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { realBin, realVersion } from './harness/bins.js';
-import { patroniPeer } from './harness/peers.js';
+import { assertPatroniTakesHoldsReleases, patroniPeer } from './harness/peers.js';
 import { sh } from './harness/procs.js';
 
 const TTL = 2000;
@@ -71,21 +71,6 @@ describe('Patroni 4 on etcd 3.6', () => {
     const host = new URL(cluster.endpoints[0]!).host;
     const peer = patroniPeer({ scope, name: 'patroni-a', ttl: 10, loop_wait: 1, retry_timeout: 5, etcd3: { hosts: [host] } }, 4);
     const ours = new EtcdLock({ endpoints: cluster.endpoints, key: `/service/${scope}/leader`, ttlMs: 10_000, requestTimeoutMs: 2000 });
-    try {
-      const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
-      console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
-      assert.match(String(v.patroni), /^4\./);
-      assert.equal((await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire')).ok, true);
-      const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
-      assert.equal(renew.ok, true);
-      assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader key');
-      assert.equal(await ours.acquire('node-a'), undefined, 'held by Patroni');
-      assert.equal((await peer.waitFor((e) => e.event === 'release', 20_000, 'release')).ok, true);
-      assert.equal(await peer.stop(), 0);
-      assert.equal((await ours.get()).leader, undefined, 'released: no leader');
-    } finally {
-      peer.kill();
-      await ours.close();
-    }
+    await assertPatroniTakesHoldsReleases(peer, ours, { tryAcquire: true });
   });
 });

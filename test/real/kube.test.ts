@@ -22,7 +22,7 @@ import { startKubeCluster, type KubeCluster } from './harness/kube.js';
 import { sh, waitFor } from './harness/procs.js';
 import { raw, rawWatch, type RawResponse, type RawTarget, type WatchEvent } from './harness/raw.js';
 import { FakeKubeApiServer } from '../../src/testing/fake-kube/index.js';
-import { clientGoPeer, clientGoPeerVersions, patroniPeer } from './harness/peers.js';
+import { assertPatroniTakesHoldsReleases, clientGoPeer, clientGoPeerVersions, patroniPeer } from './harness/peers.js';
 
 // ttl / 3 (the conformance renew step) is a whole second: Lease renews within one wall-clock second do
 // not move validUntil (client-go's whole-second view, issue 16 item 4), as in test/backends/kubernetes.
@@ -424,22 +424,8 @@ describe('real kube-apiservers', () => {
       );
       const ours = new KubernetesLock({ client: client(), kind: mode, scope, ttlMs: 30_000, ...(mode === 'Endpoints' ? { podIp } : {}) });
       try {
-        const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
-        console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
-        assert.match(String(v.patroni), /^4\./);
-        const acq = await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire');
-        assert.equal(acq.ok, true, `Patroni takes the free leader ${mode}`);
-        const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
-        assert.equal(renew.ok, true);
-        assert.equal(renew.leader, 'patroni-a');
-        assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader');
-        const rel = await peer.waitFor((e) => e.event === 'release', 20_000, 'release');
-        assert.equal(rel.ok, true);
-        assert.equal(await peer.stop(), 0);
-        assert.equal((await ours.get()).leader, undefined, 'released: no leader');
+        await assertPatroniTakesHoldsReleases(peer, ours);
       } finally {
-        peer.kill();
-        await ours.close();
         await closeClients();
       }
     });

@@ -4,10 +4,12 @@
  * (test/peers/patroni/dcs_peer.py). stdin stays open: closing it (or SIGTERM) makes a peer release
  * and exit. Every wait is bounded; a peer left running is killed at exit (procs.ts).
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import type { LeaderLock } from '../../../src/core/lock.js';
 import { REPO, patroniPython, realBin } from './bins.js';
 import { atExit, delay } from './procs.js';
 
@@ -114,4 +116,29 @@ export function clientGoPeer(version: string, args: string[]): Peer {
 
 export function patroniPeer(config: Record<string, unknown>, holdS: number, env: NodeJS.ProcessEnv = process.env): Peer {
   return new Peer('patroni', patroniPython(), [join(REPO, 'test/peers/patroni/dcs_peer.py'), JSON.stringify(config), String(holdS)], env);
+}
+
+/**
+ * The Patroni smoke every backend's real tier runs: Patroni 4 (a `patroniPeer` named `patroni-a`)
+ * takes the free leader key, renews it, `ours` reads it as the leader (and, with `tryAcquire`, is
+ * refused it), then Patroni releases it, exits 0, and `ours` reads no leader.
+ */
+export async function assertPatroniTakesHoldsReleases(peer: Peer, ours: LeaderLock, o: { tryAcquire?: boolean } = {}): Promise<void> {
+  try {
+    const v = await peer.waitFor((e) => e.event === 'version', 30_000, 'version line');
+    console.log(`peer: Patroni ${String(v.patroni)} (Python ${String(v.python)}, ${String(v.dcs)} DCS)`);
+    assert.match(String(v.patroni), /^4\./);
+    assert.equal((await peer.waitFor((e) => e.event === 'acquire', 30_000, 'acquire')).ok, true, 'Patroni takes the free leader key');
+    const renew = await peer.waitFor((e) => e.event === 'renew', 10_000, 'first renew');
+    assert.equal(renew.ok, true);
+    assert.equal(renew.leader, 'patroni-a');
+    assert.equal((await ours.get()).leader?.holder, 'patroni-a', 'leaderlock reads Patroni 4’s leader key');
+    if (o.tryAcquire) assert.equal(await ours.acquire('node-a'), undefined, 'held by Patroni');
+    assert.equal((await peer.waitFor((e) => e.event === 'release', 20_000, 'release')).ok, true);
+    assert.equal(await peer.stop(), 0);
+    assert.equal((await ours.get()).leader, undefined, 'released: no leader');
+  } finally {
+    peer.kill();
+    await ours.close();
+  }
 }
