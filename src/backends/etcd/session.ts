@@ -8,6 +8,8 @@ import { EtcdMembers, closeStream, connectMembers, type CallOptions, type EtcdRp
 import { resolveSessionOptions, type EtcdSessionOptions, type ResolvedSessionOptions } from './options.js';
 import { ttlSeconds, type LeaseId } from './wire.js';
 import { RenewBatcher } from './renew-batch.js';
+import { WatchHub } from './watch-hub.js';
+import { TxnBatcher } from './txn-batch.js';
 
 const log = logger('etcd:session');
 
@@ -53,6 +55,10 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
    * one key every renew goes out at once.
    */
   readonly renews: RenewBatcher;
+  /** @internal One watch stream per member for the watchers of every lock on this session. */
+  readonly watchHub: WatchHub;
+  /** @internal The locks' independent txns (acquire's create, the watch's read), batched under load. */
+  readonly txns: TxnBatcher;
   readonly #options: ResolvedSessionOptions;
   #lease: LeaseId | undefined;
   #grantedTtlMs: number | undefined;
@@ -81,6 +87,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
       : connectMembers({ endpoints: this.#options.endpoints, tls: this.#options.tls, auth: this.#options.auth });
     this.members = new EtcdMembers(members);
     this.renews = new RenewBatcher(this, { windowMs: this.ttlMs / 150 });
+    this.watchHub = new WatchHub(this.requestTimeoutMs);
+    this.txns = new TxnBatcher(this);
     this.members.on('switch', (s) => this.emit('switch', s));
   }
 
@@ -342,6 +350,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     if (this.#closed) return;
     this.#closed = true;
     this.renews.close(new AbortedError('etcd session closed', { backend: 'etcd' }));
+    this.watchHub.close();
+    this.txns.close(new AbortedError('etcd session closed', { backend: 'etcd' }));
     this.#idleTimer?.cancel();
     this.#idleTimer = undefined;
     if (this.#ka) this.#dropStream(this.#ka.stream, new Error('etcd session closed'));
