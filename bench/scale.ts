@@ -20,10 +20,12 @@ import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
 import { startEtcd } from '../test/helpers/etcd-cluster.js';
 import { writeResult } from './_stats.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' }, 'elect-seconds': { type: 'string' } } });
 // 10,000 only on request: on a busy 2-core machine that size starves this process's event loop (see README).
 const SIZES = (args.sizes ?? '10,100,1000').split(',').map(Number);
 const SECONDS = Number(args.seconds ?? (args.quick ? 5 : 10));
+/** Bound on electing all, per size. */
+const ELECT_S = Number(args['elect-seconds'] ?? 60);
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 /** etcd's received gRPC messages, per method, from its Prometheus endpoint. */
@@ -37,6 +39,47 @@ async function received(clientUrl: string): Promise<Map<string, number>> {
     out.set(method, (out.get(method) ?? 0) + Number(m[2]));
   }
   return out;
+}
+
+/**
+ * Start-up trace: every session call by name (count, failures by error class, p50/max time queued
+ * behind the in-flight limit + on the wire) and watch streams opened, until all are elected.
+ */
+function traceCalls(session: EtcdSession): { report(): string } {
+  const calls = new Map<string, { n: number; failed: Map<string, number>; ms: number[] }>();
+  let streams = 0;
+  const call = session.call.bind(session);
+  session.call = ((what: string, fn: Parameters<EtcdSession['call']>[1], opts?: Parameters<EtcdSession['call']>[2]) => {
+    const c = calls.get(what) ?? { n: 0, failed: new Map<string, number>(), ms: [] };
+    calls.set(what, c);
+    c.n++;
+    const t = performance.now();
+    const p = call(what, fn, opts);
+    p.then(
+      () => c.ms.push(performance.now() - t),
+      (err: unknown) => {
+        const name = err instanceof Error ? err.constructor.name : 'thrown';
+        c.failed.set(name, (c.failed.get(name) ?? 0) + 1);
+      },
+    );
+    return p;
+  }) as EtcdSession['call'];
+  const rpc = session.members.current.rpc;
+  const watch = rpc.watchClient.watch.bind(rpc.watchClient);
+  (rpc.watchClient as { watch: typeof watch }).watch = (...a: Parameters<typeof watch>) => {
+    streams++;
+    return watch(...a);
+  };
+  return {
+    report: () => {
+      const parts = [...calls].map(([what, c]) => {
+        const ms = c.ms.sort((a, b) => a - b);
+        const fails = [...c.failed].map(([k, v]) => `${k} ${v}`).join(', ');
+        return `${what}: ${c.n}${fails ? ` (failed: ${fails})` : ''}, ms p50 ${Math.round(ms[Math.floor(ms.length / 2)] ?? 0)} max ${Math.round(ms.at(-1) ?? 0)}`;
+      });
+      return `${parts.join('; ')}; watch streams opened: ${streams}`;
+    },
+  };
 }
 
 interface Result {
@@ -59,17 +102,27 @@ async function one(endpoints: string[], n: number): Promise<Result> {
     elector.on('warning', (e) => void warnings.set(e.message.slice(0, 80), (warnings.get(e.message.slice(0, 80)) ?? 0) + 1));
     return { lock, elector };
   });
+  const trace = traceCalls(session);
+  // Time to elect all: when the last elector's first 'elected' event fires (bounded by ELECT_S).
+  let firstElected = 0;
+  let allElected!: () => void;
+  const everyone = new Promise<void>((resolve) => (allElected = resolve));
+  for (const { elector } of electors) elector.once('elected', () => ++firstElected === n && allElected());
   const t0 = performance.now();
-  await Promise.all(electors.map(({ elector }) => elector.start()));
-  process.stderr.write(`    start() of all resolved after ${Math.round(performance.now() - t0)} ms, ${electors.filter(({ elector }) => elector.isLeader).length} leading\n`);
-  let leading = 0;
-  for (let i = 0; i < 600; i++) {
-    leading = electors.filter(({ elector }) => elector.isLeader).length;
-    if (leading === n) break;
-    if (i % 50 === 49) process.stderr.write(`    ${leading}/${n} leading after ${Math.round(performance.now() - t0)} ms\n`);
+  const started = Promise.all(electors.map(({ elector }) => elector.start())).then(() => {
+    process.stderr.write(`    start() of all resolved after ${Math.round(performance.now() - t0)} ms, ${electors.filter(({ elector }) => elector.isLeader).length} leading\n`);
+  });
+  const progress = setInterval(() => process.stderr.write(`    ${firstElected}/${n} elected after ${Math.round(performance.now() - t0)} ms; ${trace.report()}\n`), 5000);
+  const timedOut = await Promise.race([everyone.then(() => false), sleep(ELECT_S * 1000).then(() => true)]);
+  clearInterval(progress);
+  const electedMs = timedOut ? Number.NaN : performance.now() - t0;
+  await started;
+  let leading = electors.filter(({ elector }) => elector.isLeader).length;
+  process.stderr.write(`    ${timedOut ? `NOT all elected within ${ELECT_S} s` : `all elected after ${Math.round(electedMs)} ms`} (${firstElected} elected, ${leading} leading); start-up calls: ${trace.report()}\n`);
+  for (let i = 0; i < 100 && leading < n; i++) {
     await sleep(100);
+    leading = electors.filter(({ elector }) => elector.isLeader).length;
   }
-  const electedMs = performance.now() - t0;
   if (warnings.size > 0) process.stderr.write(`    warnings while electing: ${JSON.stringify([...warnings])}\n`);
   await sleep(2000); // past the start-up burst
   const m0 = await received(endpoints[0]!);
@@ -119,7 +172,7 @@ async function main(): Promise<void> {
     await cluster.stop();
   }
   console.log(`| electors | all elected in | leading | CPU (% of a core) | etcd requests/s | RSS | heap |\n|---:|---:|---:|---:|---:|---:|---:|`);
-  for (const r of results) console.log(`| ${r.electors} | ${r.electedMs} ms | ${r.leading} | ${r.cpuPct} % | ${r.requestsPerS} | ${r.rssMb} MB | ${r.heapMb} MB |`);
+  for (const r of results) console.log(`| ${r.electors} | ${Number.isNaN(r.electedMs) ? `not within ${ELECT_S} s` : `${r.electedMs} ms`} | ${r.leading} | ${r.cpuPct} % | ${r.requestsPerS} | ${r.rssMb} MB | ${r.heapMb} MB |`);
   writeResult('scale', {
     date: new Date().toISOString(),
     seconds: SECONDS,
@@ -131,3 +184,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// Leftover handles (a stop() that timed out) must not keep the process alive.
+process.exit(0);
