@@ -20,7 +20,7 @@ import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
 import { startEtcd } from '../test/helpers/etcd-cluster.js';
 import { writeResult } from './_stats.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' }, 'elect-seconds': { type: 'string' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' }, 'elect-seconds': { type: 'string' }, 'profile-startup': { type: 'string' } } });
 // 10,000 only on request: on a busy 2-core machine that size starves this process's event loop (see README).
 const SIZES = (args.sizes ?? '10,100,1000').split(',').map(Number);
 const SECONDS = Number(args.seconds ?? (args.quick ? 5 : 10));
@@ -82,6 +82,24 @@ function traceCalls(session: EtcdSession): { report(): string } {
   };
 }
 
+/** A V8 CPU profile of this process (--profile-startup FILE: from start() of all until all are elected). */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    stop: async (file) => {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+      process.stderr.write(`    start-up CPU profile: ${file}\n`);
+    },
+  };
+}
+
 interface Result {
   electors: number;
   electedMs: number;
@@ -108,6 +126,7 @@ async function one(endpoints: string[], n: number): Promise<Result> {
   let allElected!: () => void;
   const everyone = new Promise<void>((resolve) => (allElected = resolve));
   for (const { elector } of electors) elector.once('elected', () => ++firstElected === n && allElected());
+  const profiler = args['profile-startup'] ? await startProfile() : undefined;
   const t0 = performance.now();
   const started = Promise.all(electors.map(({ elector }) => elector.start())).then(() => {
     process.stderr.write(`    start() of all resolved after ${Math.round(performance.now() - t0)} ms, ${electors.filter(({ elector }) => elector.isLeader).length} leading\n`);
@@ -115,6 +134,7 @@ async function one(endpoints: string[], n: number): Promise<Result> {
   const progress = setInterval(() => process.stderr.write(`    ${firstElected}/${n} elected after ${Math.round(performance.now() - t0)} ms; ${trace.report()}\n`), 5000);
   const timedOut = await Promise.race([everyone.then(() => false), sleep(ELECT_S * 1000).then(() => true)]);
   clearInterval(progress);
+  if (profiler) await profiler.stop(`${args['profile-startup']}.${n}.cpuprofile`);
   const electedMs = timedOut ? Number.NaN : performance.now() - t0;
   await started;
   let leading = electors.filter(({ elector }) => elector.isLeader).length;

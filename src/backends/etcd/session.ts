@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 import { systemClock, type Clock, type Timer } from '../../core/clock.js';
+import { untilAborted } from '../../core/abort.js';
 import { AbortedError, DeadlineExceededError, type LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
 import { mapEtcdError } from './errors.js';
@@ -74,6 +75,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #idleTimer: Timer | undefined;
   #closed = false;
   #inFlight = 0;
+  readonly #keepAlives = new Map<LeaseId, Promise<KeepAliveResult>>();
   readonly #queued: Array<() => void> = [];
 
   constructor(options: EtcdSessionOptions) {
@@ -178,14 +180,27 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
    * One keep-alive of `lease`, confirmed by etcd. `ttlMs: 0` means the lease is gone (and is
    * forgotten). `sentAt` is on `clock`, taken right before the request was written.
    */
-  async keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
-    const result = await this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o), opts);
-    if (result.ttlMs <= 0) this.leaseLost(lease);
-    else if (lease === this.#lease) {
-      this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
-      if (!this.#refreshed || result.sentAt >= this.#refreshed.sentAt) this.#refreshed = result;
+  keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
+    // One keep-alive of a lease in flight at a time: a caller while one is on its way joins it (10,000
+    // acquires at once send a handful, not 10,000). Safe: the answer proves the lease lives until that
+    // earlier send time + TTL, and every caller bounds its term by the earlier of its own send time
+    // and the keep-alive's.
+    let shared = this.#keepAlives.get(lease);
+    if (!shared) {
+      const p = this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o)).then((result) => {
+        if (result.ttlMs <= 0) this.leaseLost(lease);
+        else if (lease === this.#lease) {
+          this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
+          if (!this.#refreshed || result.sentAt >= this.#refreshed.sentAt) this.#refreshed = result;
+        }
+        return result;
+      });
+      shared = p;
+      this.#keepAlives.set(lease, p);
+      const forget = (): void => void (this.#keepAlives.get(lease) === p && this.#keepAlives.delete(lease));
+      p.then(forget, forget);
     }
-    return result;
+    return untilAborted(shared, opts.signal, () => new AbortedError('etcd lease keep-alive aborted', { backend: 'etcd', cause: opts.signal?.reason }));
   }
 
   /**

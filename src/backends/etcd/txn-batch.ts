@@ -93,16 +93,20 @@ export class TxnBatcher {
     const chunk: Item[] = [];
     const written = new Set<string>();
     const rest: Item[] = [];
-    for (const item of this.#queue) {
+    let i = 0;
+    // Stops at a full chunk: the rest stays queued in order without being looked at (10,000 queued
+    // txns would otherwise be scanned once per batch).
+    for (; i < this.#queue.length && chunk.length < this.#maxPerTxn; i++) {
+      const item = this.#queue[i]!;
       if (item.signal?.aborted) continue; // its caller already got the AbortedError
-      if (chunk.length >= this.#maxPerTxn || item.group !== group || item.writes.some((k) => written.has(k))) {
+      if (item.group !== group || item.writes.some((k) => written.has(k))) {
         rest.push(item);
         continue;
       }
       for (const k of item.writes) written.add(k);
       chunk.push(item);
     }
-    this.#queue = rest;
+    this.#queue = rest.length === 0 ? this.#queue.slice(i) : rest.concat(this.#queue.slice(i));
     return chunk;
   }
 
