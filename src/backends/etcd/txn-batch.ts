@@ -51,7 +51,7 @@ export class TxnBatcher {
     this.#session = session;
     // etcd's --max-txn-ops (default 128) bounds each level of a txn: 64 nested txns, each well within.
     this.#maxPerTxn = options.maxPerTxn ?? 64;
-    this.#maxInFlight = options.maxInFlight ?? 8;
+    this.#maxInFlight = options.maxInFlight ?? 32;
   }
 
   /** Sends `req` (alone or batched); resolves with its own response, the header being the batch's. */

@@ -171,6 +171,7 @@ class SharedStream {
       return;
     }
     this.#stream = stream;
+    log('watch stream on %s open: %d watchers', this.#member.name, this.#waiting.length);
     stream.on('data', (res) => this.#onData(res));
     stream.on('error', () => this.finish('broken'));
     stream.on('end', () => this.finish('broken'));
