@@ -11,8 +11,8 @@
  *   stream messages such as keep-alives alike), broken down by method — and memory (RSS, heap).
  *
  *   node --conditions=source --import tsx bench/scale.ts [--quick] [--sizes 10,100,1000,10000] [--seconds 10]
- *        [--elect-seconds 60] [--profile-startup FILE]
- *   (default sizes 10,100,1000; --profile-startup writes FILE.<n>.cpuprofile, start() to all elected)
+ *        [--elect-seconds 60] [--profile-startup FILE] [--profile-steady FILE]
+ *   (default sizes 10,100,1000; --profile-* write FILE.<n>.cpuprofile: start() to all elected, or the steady window)
  *
  * Writes bench/results/scale.json. Bounded: electing waits at most --elect-seconds (60) per size,
  * the watchers at most 30 s more, stop() of all at most 60 s.
@@ -24,7 +24,7 @@ import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
 import { startEtcd } from '../test/helpers/etcd-cluster.js';
 import { writeResult } from './_stats.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' }, 'elect-seconds': { type: 'string' }, 'profile-startup': { type: 'string' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' }, 'elect-seconds': { type: 'string' }, 'profile-startup': { type: 'string' }, 'profile-steady': { type: 'string' } } });
 // 10,000 only on request: it takes a while (stopping 10,000 electors, mostly) on a busy 2-core machine.
 const SIZES = (args.sizes ?? '10,100,1000').split(',').map(Number);
 const SECONDS = Number(args.seconds ?? (args.quick ? 5 : 10));
@@ -98,7 +98,7 @@ function traceCalls(session: EtcdSession): { report(): string; readonly watchers
   };
 }
 
-/** A V8 CPU profile of this process (--profile-startup FILE: from start() of all until all are elected). */
+/** A V8 CPU profile of this process (--profile-startup FILE: from start() of all until all are elected; --profile-steady FILE: the steady window). */
 async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
   const { Session } = await import('node:inspector/promises');
   const { writeFileSync } = await import('node:fs');
@@ -168,10 +168,12 @@ async function one(endpoints: string[], n: number): Promise<Result> {
   if (warnings.size > 0) process.stderr.write(`    warnings while electing: ${JSON.stringify([...warnings])}\n`);
   await sleep(2000); // past the start-up burst (the reads that follow each watcher's creation)
   const m0 = await received(endpoints[0]!);
+  const steadyProfiler = args['profile-steady'] ? await startProfile() : undefined;
   const c0 = process.cpuUsage();
   const w0 = performance.now();
   await sleep(SECONDS * 1000);
   const cpu = process.cpuUsage(c0);
+  if (steadyProfiler) await steadyProfiler.stop(`${args['profile-steady']}.${n}.cpuprofile`);
   const wall = (performance.now() - w0) / 1000;
   const m1 = await received(endpoints[0]!);
   const mem = process.memoryUsage();
