@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { Etcd3, type ITxnRequest } from 'etcd3';
 import { EtcdLock, EtcdSession, type EtcdRpc } from '../../../src/backends/etcd/index.js';
 import type { LockState, Term } from '../../../src/core/lock.js';
+import { WatchHub } from '../../../src/backends/etcd/watch-hub.js';
 import { startEtcd, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
 const TTL = 5000;
@@ -123,6 +124,42 @@ describe('etcd: many locks on one session', () => {
       await Promise.allSettled(locks.map((l) => l.close()));
       await session.close();
       await raw.delete().prefix('/batch/w/');
+    }
+  });
+
+  it('past maxPerStream watchers a member gets another stream; each watcher sees its own key; streams close with their last watcher', async () => {
+    const hub = new WatchHub(RT, { maxPerStream: 2 });
+    const member = { name: 'raw', rpc: raw };
+    const ac = new AbortController();
+    const seen: string[][] = [[], [], [], [], []];
+    const created: number[] = [];
+    const outcomes = seen.map((got, i) =>
+      hub.watch(
+        member,
+        {
+          key: Buffer.from(`/batch/h/${i}`),
+          rangeEnd: Buffer.from(`/batch/h/${i}\0`),
+          startRevision: undefined,
+          onCreated: () => void created.push(i),
+          onResponse: (res) => {
+            for (const ev of res.events ?? []) got.push(ev.kv.key.toString());
+          },
+        },
+        ac.signal,
+      ),
+    );
+    try {
+      assert.equal(hub.streams, 3, '5 watchers, at most 2 per stream');
+      for (let i = 0; i < 200 && created.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(created.length, 5, 'every watcher created');
+      for (let i = 0; i < 5; i++) await raw.put(`/batch/h/${i}`).value('x');
+      for (let i = 0; i < 200 && seen.some((g) => g.length === 0); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(seen, [0, 1, 2, 3, 4].map((i) => [`/batch/h/${i}`]));
+    } finally {
+      ac.abort();
+      assert.deepEqual(await Promise.all(outcomes), ['aborted', 'aborted', 'aborted', 'aborted', 'aborted']);
+      assert.equal(hub.streams, 0);
+      await raw.delete().prefix('/batch/h/');
     }
   });
 });
