@@ -103,7 +103,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
       const sentAt = this.clock.now();
       const recent = this.session.lastRefresh(lease);
       const known = recent && this.#validFrom(recent) - sentAt >= this.ttlMs / 2 ? recent : undefined;
-      const txnP = this.#txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease, metadata), signal);
+      // Batched with the other locks' creates on this lease when many start at once (see TxnBatcher).
+      const txnP = this.session.txns.txn('etcd acquire', wire.acquireTxn(this.#keys, holder, lease, metadata), { group: `lease ${lease}`, signal });
       let ka: PromiseSettledResult<KeepAliveResult> | undefined;
       let first: PromiseSettledResult<ITxnResponse>;
       if (known) [first] = await Promise.allSettled([txnP]);
@@ -258,10 +259,11 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
         const nomination = await this.session.grant(this.ttlMs);
         handover = { successor: options.successor, from: term.holder, lease: nomination.id };
       }
-      res = await this.session.call('etcd release', (rpc, o) => {
-        attempts++;
-        return rpc.kv.txn(wire.releaseTxn(this.#keys, term.token, handover), o);
-      });
+      const req = wire.releaseTxn(this.#keys, term.token, handover);
+      const onAttempt = (): void => void attempts++;
+      // Plain releases are batched with the other locks' (10,000 leaders stopping at once); a handover
+      // writes a nomination on a lease of its own and goes alone.
+      res = handover ? await this.session.call('etcd release', (rpc, o) => (onAttempt(), rpc.kv.txn(req, o))) : await this.session.txns.txn('etcd release', req, { group: 'release', onAttempt });
     } catch (err) {
       const mapped = mapEtcdError(err, 'etcd release');
       this.#releasing.delete(term);
@@ -428,7 +430,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   }
 
   async #read(signal?: AbortSignal): Promise<{ leader?: IKeyValue; successor?: IKeyValue; meta?: IKeyValue; revision: bigint }> {
-    const res = await this.#txn('etcd read', wire.readTxn(this.#keys), signal);
+    const res = await this.session.txns.txn('etcd read', wire.readTxn(this.#keys), { group: 'read', signal });
     const [leader, successor, meta] = wire.rangeResults(res);
     return { leader, successor, meta, revision: wire.revisionOf(res) };
   }
@@ -443,7 +445,8 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (successor && wire.isForeignSuccessor(successor)) this.#warnForeignSuccessor(successor);
     let unknown: wire.LeaseId | undefined;
     const state = wire.toLockState(leader, successor, (lease) => {
-      const known = this.#leaseTtl.get(lease);
+      // The session's own lease (every lock of a process on it): its granted TTL is known, no need to ask.
+      const known = this.#leaseTtl.get(lease) ?? (lease === this.session.leaseId ? this.session.grantedTtlMs : undefined);
       if (known === undefined) unknown = lease;
       return known ?? this.ttlMs;
     }, meta);

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 import { systemClock, type Clock, type Timer } from '../../core/clock.js';
+import { untilAborted } from '../../core/abort.js';
 import { AbortedError, DeadlineExceededError, type LeaderLockError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
 import { mapEtcdError } from './errors.js';
@@ -8,6 +9,8 @@ import { EtcdMembers, closeStream, connectMembers, type CallOptions, type EtcdRp
 import { resolveSessionOptions, type EtcdSessionOptions, type ResolvedSessionOptions } from './options.js';
 import { ttlSeconds, type LeaseId } from './wire.js';
 import { RenewBatcher } from './renew-batch.js';
+import { WatchHub } from './watch-hub.js';
+import { TxnBatcher } from './txn-batch.js';
 
 const log = logger('etcd:session');
 
@@ -53,6 +56,10 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
    * one key every renew goes out at once.
    */
   readonly renews: RenewBatcher;
+  /** @internal One watch stream per member for the watchers of every lock on this session. */
+  readonly watchHub: WatchHub;
+  /** @internal The locks' independent txns (acquire's create, the watch's read), batched under load. */
+  readonly txns: TxnBatcher;
   readonly #options: ResolvedSessionOptions;
   #lease: LeaseId | undefined;
   #grantedTtlMs: number | undefined;
@@ -68,6 +75,7 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
   #idleTimer: Timer | undefined;
   #closed = false;
   #inFlight = 0;
+  readonly #keepAlives = new Map<LeaseId, Promise<KeepAliveResult>>();
   readonly #queued: Array<() => void> = [];
 
   constructor(options: EtcdSessionOptions) {
@@ -81,6 +89,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
       : connectMembers({ endpoints: this.#options.endpoints, tls: this.#options.tls, auth: this.#options.auth });
     this.members = new EtcdMembers(members);
     this.renews = new RenewBatcher(this, { windowMs: this.ttlMs / 150 });
+    this.watchHub = new WatchHub(this.requestTimeoutMs);
+    this.txns = new TxnBatcher(this);
     this.members.on('switch', (s) => this.emit('switch', s));
   }
 
@@ -170,14 +180,27 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
    * One keep-alive of `lease`, confirmed by etcd. `ttlMs: 0` means the lease is gone (and is
    * forgotten). `sentAt` is on `clock`, taken right before the request was written.
    */
-  async keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
-    const result = await this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o), opts);
-    if (result.ttlMs <= 0) this.leaseLost(lease);
-    else if (lease === this.#lease) {
-      this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
-      if (!this.#refreshed || result.sentAt >= this.#refreshed.sentAt) this.#refreshed = result;
+  keepAlive(lease: LeaseId, opts: { signal?: AbortSignal | undefined } = {}): Promise<KeepAliveResult> {
+    // One keep-alive of a lease in flight at a time: a caller while one is on its way joins it (10,000
+    // acquires at once send a handful, not 10,000). Safe: the answer proves the lease lives until that
+    // earlier send time + TTL, and every caller bounds its term by the earlier of its own send time
+    // and the keep-alive's.
+    let shared = this.#keepAlives.get(lease);
+    if (!shared) {
+      const p = this.call('etcd lease keep-alive', (_rpc, o, member) => this.#keepAliveOn(member, lease, o)).then((result) => {
+        if (result.ttlMs <= 0) this.leaseLost(lease);
+        else if (lease === this.#lease) {
+          this.#aliveUntil = Math.max(this.#aliveUntil, result.sentAt + result.ttlMs);
+          if (!this.#refreshed || result.sentAt >= this.#refreshed.sentAt) this.#refreshed = result;
+        }
+        return result;
+      });
+      shared = p;
+      this.#keepAlives.set(lease, p);
+      const forget = (): void => void (this.#keepAlives.get(lease) === p && this.#keepAlives.delete(lease));
+      p.then(forget, forget);
     }
-    return result;
+    return untilAborted(shared, opts.signal, () => new AbortedError('etcd lease keep-alive aborted', { backend: 'etcd', cause: opts.signal?.reason }));
   }
 
   /**
@@ -342,6 +365,8 @@ export class EtcdSession extends EventEmitter<{ warning: [Error]; switch: [Membe
     if (this.#closed) return;
     this.#closed = true;
     this.renews.close(new AbortedError('etcd session closed', { backend: 'etcd' }));
+    this.watchHub.close();
+    this.txns.close(new AbortedError('etcd session closed', { backend: 'etcd' }));
     this.#idleTimer?.cancel();
     this.#idleTimer = undefined;
     if (this.#ka) this.#dropStream(this.#ka.stream, new Error('etcd session closed'));

@@ -1,40 +1,13 @@
-import type { IKeyValue, IWatchRequest, IWatchResponse, IDuplexStream, WatchClient } from 'etcd3';
-import { untilAborted } from '../../core/abort.js';
-import { systemClock, type Timer } from '../../core/clock.js';
-import { DeadlineExceededError } from '../../core/errors.js';
+import type { IKeyValue, IWatchResponse } from 'etcd3';
 import type { LockState } from '../../core/lock.js';
 import { StateFeed } from '../../core/watch.js';
 import { logger } from '../../core/log.js';
 import { mapEtcdError } from './errors.js';
-import { closeStream, type Member } from './members.js';
 import type { EtcdSession } from './session.js';
 import type { LockKeys } from './wire.js';
 
 const log = logger('etcd:watch');
 
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-type WatchCallOptions = NonNullable<Parameters<WatchClient['watch']>[0]>;
-type Outcome = 'broken' | 'compacted' | 'aborted' | 'stuck';
-
-/**
- * gRPC call options that add etcd's "require leader" metadata (`hasleader: true`) to the watch: a
- * member cut off from the raft leader then cancels the stream ("no leader") instead of keeping it
- * open and silent, and we move to another member. Added by a call interceptor, because etcd3 builds
- * the call's metadata itself. (A frozen member answers nothing at all; the progress probe in
- * streamEvents covers that.)
- */
-type Interceptor = NonNullable<WatchCallOptions['interceptors']>[number];
-const addRequireLeader = ((options: Parameters<Interceptor>[0], nextCall: Parameters<Interceptor>[1]) => {
-  const call = nextCall(options);
-  const start = call.start.bind(call);
-  call.start = (metadata, listener) => {
-    metadata.set('hasleader', 'true');
-    start(metadata, listener);
-  };
-  return call;
-  // grpc-js types the result as its InterceptingCall class; nextCall's object is what it runs anyway.
-}) as unknown as Interceptor;
-const requireLeader: WatchCallOptions = { interceptors: [addRequireLeader] };
 
 export interface WatchDeps {
   session: EtcdSession;
@@ -51,7 +24,8 @@ export interface WatchDeps {
  * read revision + 1, without etcd's catch-up delay). A broken stream resumes from the last seen
  * revision + 1 (etcd's start is inclusive) on the next member; a compacted start revision means
  * events were lost, so we start over with a read.
- * One watcher covers [leader key, successor key] and ignores the keys in between.
+ * One watcher covers [leader key, successor key] and ignores the keys in between. The watchers of all
+ * locks on a session share one stream per member (see watch-hub.ts), and with it the probe below.
  *
  * A stream on a member that hangs (SIGSTOPped, its disk or network stuck) neither breaks nor
  * delivers: the TCP connection stays up and the watch would show the old state for as long as the
@@ -131,12 +105,23 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
           },
         );
       };
-      const outcome = await streamEvents(member, keys, fresh ? undefined : revision! + 1n, streamSignal, idleMs, onCreated, (res) => {
-        if (!res.created && (res.events?.length ?? 0) === 0) return; // a progress response: the member is alive
-        failures = 0;
-        if (buffered) buffered.push(res);
-        else apply(res);
-      });
+      const outcome = await session.watchHub.watch(
+        member,
+        {
+          key: Buffer.from(keys.leader, 'utf8'),
+          // Range [leader, successor] inclusive: successor + '\0' is the smallest key after it.
+          rangeEnd: Buffer.concat([Buffer.from(keys.successor, 'utf8'), Buffer.from([0])]),
+          startRevision: fresh ? undefined : revision! + 1n,
+          onCreated,
+          onResponse: (res) => {
+            if (!res.created && (res.events?.length ?? 0) === 0) return; // a progress response: the member is alive
+            failures = 0;
+            if (buffered) buffered.push(res);
+            else apply(res);
+          },
+        },
+        streamSignal,
+      );
       if (readError !== undefined && !moved) throw readError;
       if (outcome === 'compacted') {
         log('watch start revision compacted; re-reading');
@@ -168,91 +153,4 @@ async function run(deps: WatchDeps, feed: StateFeed, signal: AbortSignal): Promi
     }
   }
   feed.end();
-}
-
-/**
- * Runs one watch stream on `member` until it breaks ('broken'), reports a compaction ('compacted'),
- * goes silent ('stuck': nothing for `idleMs`, then a progress request unanswered for another
- * `idleMs`), or the signal aborts ('aborted'). Events are handed to `onResponse` in order.
- */
-async function streamEvents(
-  member: Member,
-  keys: LockKeys,
-  startRevision: bigint | undefined,
-  signal: AbortSignal,
-  idleMs: number,
-  onCreated: () => void,
-  onResponse: (res: IWatchResponse) => void,
-): Promise<Outcome> {
-  // Opening may hang too (a hung member during an auth round trip): same bound as a silent stream.
-  let openTimer: Timer | undefined;
-  const openTimeout = new AbortController();
-  let stream: WatchStream;
-  try {
-    openTimer = systemClock.setTimer(() => openTimeout.abort(), 2 * idleMs, { unref: true });
-    stream = await untilAborted(member.rpc.watchClient.watch(requireLeader), AbortSignal.any([signal, openTimeout.signal]), () =>
-      openTimeout.signal.aborted ? new DeadlineExceededError(`etcd watch: no stream from ${member.name} within ${2 * idleMs} ms`, { backend: 'etcd' }) : signal.reason,
-    );
-  } catch (err) {
-    if (signal.aborted) return 'aborted';
-    if (openTimeout.signal.aborted) return 'stuck';
-    throw err;
-  } finally {
-    openTimer?.cancel();
-  }
-  return new Promise((resolve) => {
-    let done = false;
-    let heard = true; // since the last probe tick
-    let probing = false;
-    let probe: Timer | undefined;
-    const finish = (outcome: Outcome): void => {
-      if (done) return;
-      done = true;
-      probe?.cancel();
-      signal.removeEventListener('abort', onAbort);
-      closeStream(stream);
-      resolve(outcome);
-    };
-    // Every idleMs: anything heard → fine; silence → send a progress request; silence after it → stuck.
-    const tick = (): void => {
-      if (done) return;
-      if (heard) {
-        heard = false;
-        probing = false;
-      } else if (!probing) {
-        probing = true;
-        try {
-          stream.write({ progress_request: {} });
-        } catch {
-          return finish('broken');
-        }
-      } else {
-        return finish('stuck');
-      }
-      probe = systemClock.setTimer(tick, idleMs, { unref: true });
-    };
-    const onAbort = (): void => finish('aborted');
-    if (signal.aborted) return finish('aborted');
-    signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('data', (res) => {
-      if (done) return;
-      heard = true;
-      if (res.compact_revision && res.compact_revision !== '0') return finish('compacted');
-      if (res.canceled) return finish('broken');
-      if (res.created) onCreated();
-      onResponse(res);
-    });
-    stream.on('error', () => finish(signal.aborted ? 'aborted' : 'broken'));
-    stream.on('end', () => finish(signal.aborted ? 'aborted' : 'broken'));
-    // Range [leader, successor] inclusive: successor + '\0' is the smallest key after it.
-    stream.write({
-      create_request: {
-        key: Buffer.from(keys.leader, 'utf8'),
-        range_end: Buffer.concat([Buffer.from(keys.successor, 'utf8'), Buffer.from([0])]),
-        ...(startRevision === undefined ? {} : { start_revision: startRevision.toString() }),
-      },
-    });
-    heard = false; // the created response must come within the first probe period too
-    probe = systemClock.setTimer(tick, idleMs, { unref: true });
-  });
 }
