@@ -61,6 +61,8 @@ export class Term {
   readonly #controller = new AbortController();
   #validUntil: number;
   #timer: Timer | undefined;
+  /** The validUntil the pending timer was armed for. */
+  #armedFor = 0;
   #endReason: LostReason | undefined;
 
   constructor(init: TermInit) {
@@ -127,10 +129,19 @@ export class Term {
   }
 
   #arm(): void {
-    this.#timer?.cancel();
     // The lock's own guarantee: the term ends at validUntil at the latest, whatever the caller does.
-    this.#timer = this.#clock.setTimer(() => this.end('expired'), this.#validUntil - this.#clock.now(), { unref: true });
+    // A renew only moves validUntil forward, so the armed timer is left alone (no clear + set per
+    // renew); when it fires it re-arms for the rest if validUntil moved since it was armed.
+    if (this.#timer) return;
+    this.#armedFor = this.#validUntil;
+    this.#timer = this.#clock.setTimer(this.#fire, this.#validUntil - this.#clock.now(), { unref: true });
   }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    if (this.#validUntil > this.#armedFor) this.#arm();
+    else this.end('expired');
+  };
 }
 
 export interface AcquireOptions {

@@ -98,6 +98,9 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   #term: Term | undefined;
   #termAc: AbortController | undefined;
   #deadline: Timer | undefined;
+  /** The term the pending deadline timer is for, and the deadline it was armed for. */
+  #deadlineTerm: Term | undefined;
+  #deadlineArmedFor = 0;
   #lastConfirmedSend = 0;
   #unreleased: Term | undefined;
   #releasing = 0;
@@ -441,9 +444,18 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   }
 
   #armDeadline(term: Term): void {
+    // A confirmed renew only moves the deadline forward: the pending timer of this term stays, and
+    // when it fires it re-arms for the rest if the deadline moved since (no clear + set per renew).
+    if (this.#deadline && this.#deadlineTerm === term) return;
     this.#deadline?.cancel();
+    this.#deadlineTerm = term;
     const at = this.#lastConfirmedSend + this.#opts.renewDeadlineMs;
-    this.#deadline = this.#clock.setTimer(() => term.end('deadline'), at - this.#clock.now());
+    this.#deadlineArmedFor = at;
+    this.#deadline = this.#clock.setTimer(() => {
+      this.#deadline = undefined;
+      if (this.#term === term && this.#lastConfirmedSend + this.#opts.renewDeadlineMs > this.#deadlineArmedFor) this.#armDeadline(term);
+      else term.end('deadline');
+    }, at - this.#clock.now());
   }
 
   #onTermEnded(term: Term): void {

@@ -1,3 +1,4 @@
+import { whenAborted } from '../core/abort.js';
 import type { Clock } from '../core/clock.js';
 
 export type WakeResult = 'woken' | 'timeout' | 'aborted';
@@ -25,13 +26,13 @@ export class Waker {
     return new Promise<WakeResult>((resolve) => {
       const done = (r: WakeResult): void => {
         timer.cancel();
-        signal.removeEventListener('abort', onAbort);
+        waiting.delete(onAbort);
         this.#pending = undefined;
         resolve(r);
       };
       const onAbort = (): void => done('aborted');
       const timer = clock.setTimer(() => done('timeout'), ms);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const waiting = whenAborted(signal, onAbort);
       this.#pending = done;
     });
   }

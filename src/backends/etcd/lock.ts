@@ -58,6 +58,7 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
   #warnedForeign: bigint | undefined;
   #warnedForeignSuccessor: bigint | undefined;
   #closed = false;
+  #proofReq: { term: Term; lease: wire.LeaseId; req: ITxnRequest } | undefined;
   #orphanCheck: Promise<void> | undefined;
 
   constructor(options: EtcdLockOptions) {
@@ -228,8 +229,9 @@ export class EtcdLock extends EventEmitter<{ warning: [Error] }> implements Lead
     if (this.session.leaseId !== lease) throw this.#lost(term, 'expired');
     const signal = options.signal;
     // Batched with the renews of the other locks on the session (one keep-alive, one txn per window).
-    const { keepAlive, proof } = this.session.renews.renew(this.#keys.leader, term.token, lease, signal);
-    const [ka, txn] = await Promise.allSettled([keepAlive, proof]);
+    // The one-key proof is the same request every renew of a term: built once (etcd3 only reads it).
+    if (this.#proofReq?.term !== term || this.#proofReq.lease !== lease) this.#proofReq = { term, lease, req: wire.ownershipTxn([{ key: this.#keys.leader, token: term.token, lease }]) };
+    const { keepAlive: ka, proof: txn } = await this.session.renews.renew(this.#keys.leader, term.token, lease, signal, this.#proofReq.req);
     if (txn.status === 'fulfilled' && !txn.value.owned) {
       const now = wire.storedLeader(txn.value.current);
       throw this.#lost(term, now ? 'taken' : 'expired');

@@ -45,7 +45,9 @@ export interface EtcdConnectOptions {
 // etcd3 retries and circuit-breaks on its own and balances round-robin over its hosts; we want one
 // sticky member and our own deadline, so both policies pass calls straight through.
 // (async: etcd3's markFailed() chains .catch() on the result.)
-const passThrough = { execute: async <T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => T) => fn({ signal: new AbortController().signal, attempt: 0 }) };
+// One never-aborted signal for every call (a new AbortController per call cost ~10 µs a renew).
+const NEVER_ABORTED = new AbortController().signal;
+const passThrough = { execute: async <T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => T) => fn({ signal: NEVER_ABORTED, attempt: 0 }) };
 
 /**
  * Closes a gRPC stream we are done with. `end()` first: etcd3's stream error handler treats the

@@ -1,4 +1,4 @@
-import type { IKeyValue, ITxnResponse } from 'etcd3';
+import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { Timer } from '../../core/clock.js';
 import { untilAborted } from '../../core/abort.js';
 import { AbortedError } from '../../core/errors.js';
@@ -13,12 +13,32 @@ export interface OwnershipProof {
   current: IKeyValue | undefined;
 }
 
+/** Both answers of one renew, each settled (the caller decides from the pair). */
+export interface RenewAnswers {
+  keepAlive: PromiseSettledResult<KeepAliveResult>;
+  proof: PromiseSettledResult<OwnershipProof>;
+}
+
 interface Item {
   key: string;
   token: bigint;
   lease: wire.LeaseId;
-  keepAlive: Deferred<KeepAliveResult>;
-  proof: Deferred<OwnershipProof>;
+  /** The prebuilt one-key proof of this (key, token, lease), used when the batch holds this key alone. */
+  single: ITxnRequest | undefined;
+  keepAlive: PromiseSettledResult<KeepAliveResult> | undefined;
+  proof: PromiseSettledResult<OwnershipProof> | undefined;
+  /** Resolves once both answers are in (never rejects: each answer carries its own failure). */
+  done: Deferred<RenewAnswers>;
+}
+
+function settleKeepAlive(item: Item, r: PromiseSettledResult<KeepAliveResult>): void {
+  item.keepAlive = r;
+  if (item.proof) item.done.resolve({ keepAlive: r, proof: item.proof });
+}
+
+function settleProof(item: Item, r: PromiseSettledResult<OwnershipProof>): void {
+  item.proof = r;
+  if (item.keepAlive) item.done.resolve({ keepAlive: item.keepAlive, proof: r });
 }
 
 interface Deferred<T> {
@@ -64,23 +84,22 @@ export class RenewBatcher {
     this.#maxKeys = options.maxKeysPerTxn ?? 64;
   }
 
-  /** Queues one key's renew; both answers come from the batch it joins. */
-  renew(key: string, token: bigint, lease: wire.LeaseId, signal?: AbortSignal): { keepAlive: Promise<KeepAliveResult>; proof: Promise<OwnershipProof> } {
-    const item: Item = { key, token, lease, keepAlive: deferred(), proof: deferred() };
+  /**
+   * Queues one key's renew; both answers come from the batch it joins, and the promise settles once
+   * both are in (one promise per renew, not two plus an allSettled). Rejects only when `signal` aborts.
+   */
+  renew(key: string, token: bigint, lease: wire.LeaseId, signal?: AbortSignal, single?: ITxnRequest): Promise<RenewAnswers> {
+    const item: Item = { key, token, lease, single, keepAlive: undefined, proof: undefined, done: deferred() };
     this.#queue.push(item);
     this.#schedule();
-    const aborted = (): AbortedError => new AbortedError('etcd renew aborted', { backend: 'etcd', cause: signal?.reason });
-    return { keepAlive: untilAborted(item.keepAlive.promise, signal, aborted), proof: untilAborted(item.proof.promise, signal, aborted) };
+    return untilAborted(item.done.promise, signal, () => new AbortedError('etcd renew aborted', { backend: 'etcd', cause: signal?.reason }));
   }
 
   /** Rejects what is queued (the session is closing). */
   close(err: unknown): void {
     this.#timer?.cancel();
     this.#timer = undefined;
-    for (const item of this.#queue.splice(0)) {
-      item.keepAlive.reject(err);
-      item.proof.reject(err);
-    }
+    for (const item of this.#queue.splice(0)) item.done.resolve({ keepAlive: { status: 'rejected', reason: err }, proof: { status: 'rejected', reason: err } });
   }
 
   #schedule(): void {
@@ -115,26 +134,32 @@ export class RenewBatcher {
       else byLease.set(item.lease, [item]);
     }
     for (const [lease, group] of byLease) {
-      const ka = this.#session.keepAlive(lease);
-      for (const item of group) ka.then(item.keepAlive.resolve, item.keepAlive.reject);
+      this.#session.keepAlive(lease).then(
+        (value) => {
+          for (const item of group) settleKeepAlive(item, { status: 'fulfilled', value });
+        },
+        (reason: unknown) => {
+          for (const item of group) settleKeepAlive(item, { status: 'rejected', reason });
+        },
+      );
       for (let i = 0; i < group.length; i += this.#maxKeys) this.#prove(group.slice(i, i + this.#maxKeys));
     }
   }
 
   #prove(chunk: Item[]): void {
-    const req = wire.ownershipTxn(chunk.map((c) => ({ key: c.key, token: c.token, lease: c.lease })));
+    const req = (chunk.length === 1 && chunk[0]!.single) || wire.ownershipTxn(chunk.map((c) => ({ key: c.key, token: c.token, lease: c.lease })));
     this.#session.call('etcd renew', (rpc, o) => rpc.kv.txn(req, o)).then(
       (res: ITxnResponse) => {
         const current = res.succeeded ? [] : wire.rangeResults(res);
         chunk.forEach((c, i) => {
-          if (res.succeeded) return c.proof.resolve({ owned: true, current: undefined });
+          if (res.succeeded) return settleProof(c, { status: 'fulfilled', value: { owned: true, current: undefined } });
           const kv = current[i];
           const owned = !!kv && BigInt(kv.create_revision) === c.token && wire.leaseOf(kv) === c.lease;
-          c.proof.resolve({ owned, current: owned ? undefined : kv });
+          settleProof(c, { status: 'fulfilled', value: { owned, current: owned ? undefined : kv } });
         });
       },
-      (err: unknown) => {
-        for (const c of chunk) c.proof.reject(err);
+      (reason: unknown) => {
+        for (const c of chunk) settleProof(c, { status: 'rejected', reason });
       },
     );
   }
