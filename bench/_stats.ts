@@ -62,6 +62,22 @@ export async function timedHandover(successor: LeaderLock, nominee: LeaderLock):
   return ms;
 }
 
+/** A result row as bench/run.ts reads it: a figure and, when there is one, its in-run baseline and their ratio. */
+export interface BaselineRow {
+  metric: string;
+  n: number;
+  unit: string;
+  median: number;
+  p99: number;
+  baseline?: string;
+  baselineMedian?: number;
+  ratio?: number;
+  note?: string;
+}
+
+/** Rounded to two decimals, as the result files store figures. */
+export const r2 = (x: number): number => Math.round(x * 100) / 100;
+
 /** One operation next to the raw requests it is made of (`rawMedianMs`: their medians on the critical path). */
 export interface RawComparisonRow {
   op: string;

@@ -19,7 +19,7 @@ import { LeaderElector, type Term } from '../src/index.js';
 import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
 import { ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../test/helpers/etcd-cluster.js';
 import { ChildElector } from '../test/backends/etcd/child-elector.js';
-import { median, quantile, writeResult } from './_stats.js';
+import { median, quantile, r2, writeResult, type BaselineRow } from './_stats.js';
 
 const quick = process.argv.includes('--quick');
 const N = {
@@ -33,20 +33,9 @@ const N = {
   scaleSeconds: quick ? 3 : 10,
 };
 
-interface Row {
-  metric: string;
-  n: number;
-  unit: string;
-  median: number;
-  p99: number;
-  baseline?: string;
-  baselineMedian?: number;
-  ratio?: number;
-  note?: string;
-}
+type Row = BaselineRow;
 const rows: Row[] = [];
 
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 function add(metric: string, unit: string, xs: number[], baseline?: { name: string; xs: number[] }, note?: string): void {
   const row: Row = { metric, n: xs.length, unit, median: r2(median(xs)), p99: r2(quantile(xs, 0.99)) };

@@ -36,7 +36,7 @@ import { clientGoPeerVersions } from '../test/real/harness/peers.js';
 import { atExit } from '../test/real/harness/procs.js';
 import { startKubeCluster, type KubeCluster } from '../test/real/harness/kube.js';
 import { LeaderlockPair, ReportingChild, stepStats, wall, type Sample } from './_handover-procs.js';
-import { median, quantile, writeResult } from './_stats.js';
+import { median, quantile, r2, writeResult, type BaselineRow } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, n: { type: 'string' }, 'client-go': { type: 'string' } } });
 const N = args.n !== undefined ? Number(args.n) : args.quick ? 6 : 20;
@@ -130,19 +130,8 @@ class GoPair implements Pair {
   }
 }
 
-interface Row {
-  timing: string;
-  metric: string;
-  n: number;
-  unit: 'ms';
-  median: number;
-  p99: number;
-  baseline?: string;
-  baselineMedian?: number;
-  ratio?: number;
-  note?: string;
-}
-const r2 = (x: number): number => Math.round(x * 100) / 100;
+/** Every figure of this bench is in ms. */
+type Row = BaselineRow & { timing: string; unit: 'ms' };
 const r3 = (x: number): number => Number(x.toPrecision(3));
 
 async function main(): Promise<void> {

@@ -27,7 +27,7 @@ import { Etcd3 } from 'etcd3';
 import { ETCDCTL_BIN, startEtcd } from '../test/helpers/etcd-cluster.js';
 import { FakeConsulServer, FakeKubeApiServer } from '../src/testing/index.js';
 import { LeaderlockPair, oneTrace, ReportingChild, stepStats, wall, type Sample } from './_handover-procs.js';
-import { RESULTS_DIR, median, quantile, writeResult } from './_stats.js';
+import { RESULTS_DIR, median, quantile, r2, writeResult, type BaselineRow } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, n: { type: 'string' }, only: { type: 'string' } } });
 const N = args.n !== undefined ? Number(args.n) : args.quick ? 30 : 60;
@@ -77,20 +77,9 @@ class EtcdctlPair {
   }
 }
 
-interface Row {
-  backend: string;
-  metric: string;
-  n: number;
-  unit: 'ms';
-  median: number;
-  p99: number;
-  baseline?: string;
-  baselineMedian?: number;
-  ratio?: number;
-  note?: string;
-}
+/** Every figure of this bench is in ms. */
+type Row = BaselineRow & { backend: string; unit: 'ms' };
 const rows: Row[] = [];
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 function stepTable(samples: Sample[]): string {
   const lines = ['| step (ms after the signal was sent) | median | p99 |', '|---|---:|---:|'];

@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaderElector } from '../src/index.js';
 import { EtcdLock, EtcdSession } from '../src/backends/etcd/index.js';
 import { startEtcd } from '../test/helpers/etcd-cluster.js';
-import { writeResult } from './_stats.js';
+import { r2, writeResult } from './_stats.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, sizes: { type: 'string' }, seconds: { type: 'string' }, 'elect-seconds': { type: 'string' }, 'profile-startup': { type: 'string' }, 'profile-steady': { type: 'string' } } });
 // 10,000 only on request: it takes a while (stopping 10,000 electors, mostly) on a busy 2-core machine.
@@ -30,7 +30,6 @@ const SIZES = (args.sizes ?? '10,100,1000').split(',').map(Number);
 const SECONDS = Number(args.seconds ?? (args.quick ? 5 : 10));
 /** Bound on electing all, per size. */
 const ELECT_S = Number(args['elect-seconds'] ?? 60);
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 /** etcd's received gRPC messages, per method, from its Prometheus endpoint. */
 async function received(clientUrl: string): Promise<Map<string, number>> {
