@@ -18,7 +18,7 @@ import { systemClock } from '../../src/core/clock.js';
 import type { LeaderLock } from '../../src/core/lock.js';
 import { electorSuite } from '../elector/suite.js';
 import { realBin, realVersion } from './harness/bins.js';
-import { startKubeCluster, type KubeCluster } from './harness/kube.js';
+import { bindClusterRole, startKubeCluster, type KubeCluster } from './harness/kube.js';
 import { sh, waitFor } from './harness/procs.js';
 import { raw, rawWatch, type RawResponse, type RawTarget, type WatchEvent } from './harness/raw.js';
 import { FakeKubeApiServer } from '../../src/testing/fake-kube/index.js';
@@ -494,17 +494,7 @@ describe('real kube-apiservers', () => {
     let c: KubeClient | undefined;
     try {
       await admin.request({ method: 'POST', path: '/api/v1/namespaces/default/serviceaccounts', body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } } });
-      await admin.request({
-        method: 'POST',
-        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-        body: {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'ClusterRoleBinding',
-          metadata: { name: sa },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'leaderlock-leases-only' },
-          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'default' }],
-        },
-      });
+      await bindClusterRole(admin, sa, 'leaderlock-leases-only', { kind: 'ServiceAccount', name: sa, namespace: 'default' });
       const boundToken = async (secret: string): Promise<string> => {
         const made = await admin.request<{ metadata: { uid: string } }>({ method: 'POST', path: '/api/v1/namespaces/default/secrets', body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: secret }, type: 'Opaque' } });
         const tr = await admin.request<{ status: { token: string } }>({

@@ -227,47 +227,14 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
     // RBAC for the test user: lock objects, role-label pods, and the API server list.
     const admin = adminClient();
     try {
-      await admin.request({
-        method: 'POST',
-        path: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-        body: {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'ClusterRole',
-          metadata: { name: 'leaderlock-tests' },
-          rules: [
-            { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] },
-            { apiGroups: [''], resources: ['endpoints', 'configmaps', 'pods', 'services'], verbs: ['*'] },
-            { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
-          ],
-        },
-      });
-      await admin.request({
-        method: 'POST',
-        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-        body: {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'ClusterRoleBinding',
-          metadata: { name: 'leaderlock-tests' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'leaderlock-tests' },
-          subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'leaderlock-tests' }],
-        },
-      });
-      await admin.request({
-        method: 'POST',
-        path: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-        body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'leaderlock-leases-only' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] }] },
-      });
-      await admin.request({
-        method: 'POST',
-        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-        body: {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'ClusterRoleBinding',
-          metadata: { name: 'leaderlock-leases-only' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'leaderlock-leases-only' },
-          subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'leaderlock-leases-only' }],
-        },
-      });
+      await createClusterRole(admin, 'leaderlock-tests', [
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] },
+        { apiGroups: [''], resources: ['endpoints', 'configmaps', 'pods', 'services'], verbs: ['*'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      ]);
+      await bindClusterRole(admin, 'leaderlock-tests', 'leaderlock-tests', rbacGroup('leaderlock-tests'));
+      await createClusterRole(admin, 'leaderlock-leases-only', [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] }]);
+      await bindClusterRole(admin, 'leaderlock-leases-only', 'leaderlock-leases-only', rbacGroup('leaderlock-leases-only'));
       // The lease reconciler lists every live API server in default/kubernetes.
       await waitFor('default/kubernetes to list all three API servers', 60_000, async () => {
         const res = await admin.request<{ subsets?: { addresses?: { ip: string }[] }[] }>({ method: 'GET', path: '/api/v1/namespaces/default/endpoints/kubernetes', accept: [404] });
@@ -312,4 +279,27 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
     await stop();
     throw err;
   }
+}
+
+/** An RBAC subject: a group (the harness's static-token users) or a ServiceAccount. */
+export type RbacSubject = { kind: 'Group'; apiGroup: 'rbac.authorization.k8s.io'; name: string } | { kind: 'ServiceAccount'; name: string; namespace: string };
+
+export const rbacGroup = (name: string): RbacSubject => ({ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name });
+
+export async function createClusterRole(admin: KubeClient, name: string, rules: readonly Record<string, string[]>[]): Promise<void> {
+  await admin.request({ method: 'POST', path: '/apis/rbac.authorization.k8s.io/v1/clusterroles', body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules } });
+}
+
+export async function bindClusterRole(admin: KubeClient, name: string, role: string, subject: RbacSubject): Promise<void> {
+  await admin.request({
+    method: 'POST',
+    path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    body: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [subject],
+    },
+  });
 }
