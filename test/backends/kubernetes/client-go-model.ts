@@ -224,20 +224,17 @@ export class ClientGoModel implements ClientGoPeer {
     return true;
   }
 
+  /** The record ReleaseOnCancel writes: no holder, a 1 s lease, the transitions count kept. */
+  #releasedRecord(leaderTransitions: number): LeaderElectionRecord {
+    const now = this.#clock.date();
+    return { holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now, leaderTransitions, strategy: '', preferredHolder: '' };
+  }
+
   /** tryRelease (ReleaseOnCancel): IsLeader() on the *observed* record; a 409 retries with a fresh Get. Bounded here. */
   async release(): Promise<boolean> {
     if (this.#releaseStyle === 'v0.33') {
       if (!this.isLeader()) return true;
-      const now = this.#clock.date();
-      const record: LeaderElectionRecord = {
-        holderIdentity: '',
-        leaseDurationSeconds: 1,
-        renewTime: now,
-        acquireTime: now,
-        leaderTransitions: this.#observedRecord.leaderTransitions,
-        strategy: '',
-        preferredHolder: '',
-      };
+      const record = this.#releasedRecord(this.#observedRecord.leaderTransitions);
       if ((await this.#update(record)) !== 'ok') return false;
       this.#setObservedRecord(record);
       return true;
@@ -246,16 +243,7 @@ export class ClientGoModel implements ClientGoPeer {
       const got = await this.#get();
       if (!got) return false;
       if (!this.isLeader()) return true;
-      const now = this.#clock.date();
-      const record: LeaderElectionRecord = {
-        holderIdentity: '',
-        leaseDurationSeconds: 1,
-        renewTime: now,
-        acquireTime: now,
-        leaderTransitions: got.record.leaderTransitions,
-        strategy: '',
-        preferredHolder: '',
-      };
+      const record = this.#releasedRecord(got.record.leaderTransitions);
       const r = await this.#update(record);
       if (r === 'conflict') continue;
       if (r === 'error') return false;
